@@ -1,0 +1,52 @@
+# spm-memory: a QEMU device for specific-purpose (soft-reserved) memory.
+#
+#   make demo     set up what is missing, build, and show the device at work
+#   make check    set up what is missing, build, and run all tests
+#
+# Other targets: deps, qemu, tree, export, clean, distclean (see README.md).
+
+BUILD    := $(CURDIR)/build
+export BUILD
+PATCHES  := $(CURDIR)/patches/qemu
+PREP     := $(CURDIR)/patches/qemu-build
+S        := $(CURDIR)/scripts
+
+# qtests of the series (spm-memory-test) and stock ones that must keep passing
+QTESTS   := spm-memory-test bios-tables-test numa-test device-introspect-test \
+            qom-test test-hmp
+
+.PHONY: all demo check deps source tree qemu qtests export clean distclean
+
+all: qemu
+
+deps:
+	@$(S)/host-deps.sh
+
+source: deps
+	@$(S)/fetch-qemu.sh
+
+tree: source
+	@PATCHES=$(PATCHES) PREP=$(PREP) $(S)/mktree.sh
+
+qemu: tree
+	@$(S)/build-qemu.sh
+
+qtests: tree
+	@$(S)/build-qemu.sh $(addprefix tests/qtest/,$(QTESTS))
+
+check: qtests
+	@$(S)/run-qtests.sh $(QTESTS)
+
+demo: qemu
+	@$(S)/demo.sh
+
+# Write the working tree's commits (base..HEAD) back to patches/qemu.
+export:
+	@PREP=$(PREP) $(S)/export-series.sh $(PATCHES)
+
+clean:
+	rm -rf $(BUILD)/qemu-build $(BUILD)/logs
+
+# Also removes the working tree: run "make export" first.
+distclean:
+	rm -rf $(BUILD)
