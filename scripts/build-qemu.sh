@@ -5,9 +5,11 @@
 # Debian's "+ds" tarball has no firmware blobs: patches/qemu-build lets meson
 # skip the missing edk2 archives, we configure with --disable-install-blobs
 # and link Debian's firmware into the build's qemu-bundle data directory,
-# where the built binary looks by default: SeaBIOS 1.16.3 (the version QEMU
-# 10.0 bundles, which its expected ACPI tables assume; downloaded, not
-# installed), option ROMs from qemu-system-data, NIC ROMs from ipxe-qemu.
+# where the built binary looks by default: bios-256k.bin built from Debian's
+# SeaBIOS 1.17.0 source plus patches/seabios (scripts/build-seabios.sh, with
+# QEMU's own SeaBIOS config), VGA BIOSes from Debian's seabios 1.16.3 binary
+# package (the version QEMU 10.0 bundles; downloaded, not installed), option
+# ROMs from qemu-system-data, NIC ROMs from ipxe-qemu.
 set -euo pipefail
 BUILD=${BUILD:?}
 tree="$BUILD/qemu"
@@ -45,6 +47,9 @@ mkdir -p "$data"
 link() { [ -e "$1" ] && ln -sfn "$1" "$data/${2:-${1##*/}}"; return 0; }
 seabios=$("$(dirname "$0")/fetch-deb.sh" seabios '1\.16\.3')
 for f in "$seabios"/usr/share/seabios/*.bin; do link "$f"; done
+# The default BIOS: SeaBIOS 1.17.0 plus patches/seabios, which passes
+# soft reserved E820 entries on to the guest (stock SeaBIOS drops them).
+link "$("$(dirname "$0")/build-seabios.sh" | tail -1)"
 for f in kvmvapic.bin linuxboot.bin linuxboot_dma.bin multiboot.bin \
          multiboot_dma.bin pvh.bin qboot.rom; do
     link "/usr/share/qemu/$f"

@@ -1,0 +1,134 @@
+#!/bin/bash
+# boot-guest.sh [OPTIONS] [-- EXTRA-QEMU-ARGS...]
+#
+# Boot a Debian kernel plus the spm-memory test initramfs (scripts/
+# mkinitramfs.sh, /init = scripts/guest-init.sh) under TCG, write the serial
+# console to a log file and check that the guest printed its report.
+#
+# Options (each also settable through the environment variable shown):
+#   -q, --qemu PATH        QEMU binary        QEMU  ($BUILD/qemu-build/qemu-system-x86_64)
+#   -k, --kernel 6.1|6.12  guest kernel       GUEST_KERNEL   (6.12)
+#   -f, --firmware FW      GUEST_FIRMWARE (seabios):
+#                            seabios     QEMU's default BIOS
+#                            ovmf        Debian ovmf-generic 2026.x from sid
+#                                        (OVMF_CODE_4M.fd + a copy of OVMF_VARS_4M.fd
+#                                        as pflash)
+#                            PATH        an OVMF image: a *CODE*.fd goes to pflash
+#                                        unit 0 with a private copy of the VARS file
+#                                        beside it (or --vars) as unit 1; any other
+#                                        file (e.g. the unified OVMF.fd) is -bios
+#       --vars PATH        VARS template for a CODE image   GUEST_FIRMWARE_VARS
+#   -t, --timeout SECONDS  GUEST_TIMEOUT (120); QEMU is killed after that
+#   -o, --log PATH         GUEST_LOG ($BUILD/guest/logs/boot-KERNEL-FW.log);
+#                          QEMU's own stderr goes to PATH.qemu
+#   -a, --append STRING    more kernel command line, e.g. "spm.fill=1"  GUEST_APPEND
+#   --                     everything after it is passed to QEMU (memory, NUMA,
+#                          spm-memory devices, -M ...); GUEST_QEMU_ARGS (word-split)
+#                          is used when no "--" arguments are given
+#
+# Always used: -accel tcg -cpu max -smp 2 -no-reboot -nodefaults -display none
+# -serial file:LOG -kernel/-initrd/-append "console=ttyS0 panic=-1 ...".
+#
+# Prints "LOG SECONDS" on success. Exit status: 0 when the log holds the
+# "=== SPM-REPORT END ===" marker, 1 when it does not (the log's tail is shown
+# on stderr), 2 for usage errors.
+set -euo pipefail
+BUILD=${BUILD:-/work/main/build}
+export BUILD
+here=$(cd "$(dirname "$0")" && pwd)
+
+qemu=${QEMU:-$BUILD/qemu-build/qemu-system-x86_64}
+kernel=${GUEST_KERNEL:-6.12}
+firmware=${GUEST_FIRMWARE:-seabios}
+vars=${GUEST_FIRMWARE_VARS:-}
+timeout=${GUEST_TIMEOUT:-120}
+log=${GUEST_LOG:-}
+append=${GUEST_APPEND:-}
+extra=()
+have_extra=0
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -q|--qemu)     qemu=$2; shift 2 ;;
+        -k|--kernel)   kernel=$2; shift 2 ;;
+        -f|--firmware) firmware=$2; shift 2 ;;
+        --vars)        vars=$2; shift 2 ;;
+        -t|--timeout)  timeout=$2; shift 2 ;;
+        -o|--log)      log=$2; shift 2 ;;
+        -a|--append)   append=$2; shift 2 ;;
+        -h|--help)     usage ;;
+        --)            shift; extra=("$@"); have_extra=1; break ;;
+        *) echo "boot-guest: unknown argument $1" >&2; usage ;;
+    esac
+done
+if [ $have_extra = 0 ] && [ -n "${GUEST_QEMU_ARGS:-}" ]; then
+    read -r -a extra <<< "$GUEST_QEMU_ARGS"
+fi
+case "$kernel" in 6.1|6.12) ;; *) echo "boot-guest: kernel must be 6.1 or 6.12" >&2; exit 2 ;; esac
+[ -x "$qemu" ] || { echo "boot-guest: no QEMU binary at $qemu" >&2; exit 2; }
+
+# --- guest kernel and initramfs ---------------------------------------------
+eval "$("$here/guest-kernel.sh" "$kernel")"
+initrd=$("$here/mkinitramfs.sh" "$kernel")
+
+# --- firmware ----------------------------------------------------------------
+fw_args=()
+fw_tag=seabios
+tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/boot-guest.XXXXXX")
+trap 'rm -rf "$tmpdir"' EXIT
+case "$firmware" in
+    seabios|default) ;;
+    ovmf)
+        d=$("$here/fetch-deb.sh" ovmf-generic '2026\.')
+        firmware=$d/usr/share/OVMF/OVMF_CODE_4M.fd
+        [ -n "$vars" ] || vars=$d/usr/share/OVMF/OVMF_VARS_4M.fd
+        ;;
+esac
+if [ "$firmware" != seabios ] && [ "$firmware" != default ]; then
+    [ -f "$firmware" ] || { echo "boot-guest: no firmware file $firmware" >&2; exit 2; }
+    base=$(basename "$firmware")
+    fw_tag=${base%.fd}
+    if [[ $base == *CODE* ]]; then
+        if [ -z "$vars" ]; then
+            vars=$(dirname "$firmware")/${base/CODE/VARS}
+            # OVMF_CODE_4M.secboot.fd pairs with OVMF_VARS_4M.fd
+            [ -f "$vars" ] || vars=$(dirname "$firmware")/$(echo "$base" | sed 's/CODE/VARS/; s/\.[^.]*\.fd$/.fd/; s/\.[^.]*\.fd$/.fd/')
+        fi
+        [ -f "$vars" ] || { echo "boot-guest: no VARS file for $firmware (use --vars)" >&2; exit 2; }
+        cp "$vars" "$tmpdir/vars.fd"
+        fw_args=(-drive "if=pflash,format=raw,unit=0,readonly=on,file=$firmware"
+                 -drive "if=pflash,format=raw,unit=1,file=$tmpdir/vars.fd")
+    else
+        fw_args=(-bios "$firmware")
+    fi
+fi
+
+# --- boot --------------------------------------------------------------------
+[ -n "$log" ] || log=$BUILD/guest/logs/boot-$kernel-$fw_tag.log
+mkdir -p "$(dirname "$log")"
+: > "$log"
+cmdline="console=ttyS0 panic=-1${append:+ $append}"
+cmd=("$qemu" -accel tcg -cpu max -smp 2 -no-reboot -nodefaults -display none
+     -serial "file:$log" -monitor none
+     "${fw_args[@]}"
+     -kernel "$VMLINUZ" -initrd "$initrd" -append "$cmdline"
+     "${extra[@]}")
+printf '%q ' "${cmd[@]}" > "$log.qemu"; echo >> "$log.qemu"
+start=$(date +%s.%N)
+rc=0
+timeout -k 5 "$timeout" "${cmd[@]}" >> "$log.qemu" 2>&1 < /dev/null || rc=$?
+secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
+
+if [ $rc = 124 ] || [ $rc = 137 ]; then
+    echo "boot-guest: QEMU killed after ${timeout}s timeout" >&2
+elif [ $rc != 0 ]; then
+    echo "boot-guest: QEMU exited with status $rc:" >&2
+    tail -n 20 "$log.qemu" >&2
+fi
+if ! tr -d '\r' < "$log" | grep -qx '=== SPM-REPORT END ==='; then
+    echo "boot-guest: no report END marker in $log (${secs}s); last lines:" >&2
+    tail -n 30 "$log" >&2
+    exit 1
+fi
+echo "$log $secs"

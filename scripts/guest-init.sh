@@ -1,0 +1,162 @@
+#!/bin/sh
+# /init of the spm-memory test guest (busybox, no udev). Installed into the
+# initramfs by scripts/mkinitramfs.sh; runs as PID 1.
+#
+# 1. mounts proc, sysfs, devtmpfs;
+# 2. loads the dax modules: device_dax, kmem, then dax_hmem (see "Modules");
+# 3. waits until every soft-reserved range has a dax device with a driver;
+# 4. optional steps chosen on the kernel command line (spm.fill=..., a hook);
+# 5. prints the report between "=== SPM-REPORT BEGIN ===" and
+#    "=== SPM-REPORT END ===" (parsed by scripts/parse-report.py);
+# 6. powers off (with QEMU -no-reboot the VM exits).
+#
+# Report lines, one fact per line, "KEY: VALUE":
+#   kernel: <uname -r>
+#   cmdline: <kernel command line>
+#   module: name=<mod> status=ok|failed|missing [error=<insmod message>]
+#   auto_online_blocks: <online|offline|...>          (memory hotplug policy)
+#   iomem: <a /proc/iomem line, indentation kept>
+#   dmesg: <a kernel log line about e820, SRAT, soft reserved, dax/hmem/kmem>
+#   dax: name=dax0.0 start=0x... size=<bytes> target_node=N driver=device_dax|kmem|none
+#   node: id=N memtotal_kb=<kB>                        (each online node)
+#   fill: <line written by the spm.fill hook>          (only with spm.fill)
+#   wait: ms=<time spent waiting for dax probing> dax=<devices> soft_reserved=<ranges>
+#
+# Kernel command line options (all optional):
+#   spm.modules=a,b,c  modules to insmod, in order (default device_dax,kmem,dax_hmem)
+#   spm.wait=SECONDS   longest wait for dax devices to be probed (default 5)
+#   spm.fill=...       run the fill hook below (not implemented yet)
+#
+# Modules: none of the three has module dependencies. dax_hmem creates one
+# dax region + device per "Soft Reserved" range (platform devices hmem.N made
+# at boot by the built-in part of CONFIG_DEV_DAX_HMEM_DEVICES); the dax bus then
+# binds device_dax (6.1: device_dax matches every dax device, kmem only by
+# explicit new_id) or kmem (6.12: hmem regions are "kmem type", device_dax does
+# not match them, and CONFIG_MHP_DEFAULT_ONLINE_TYPE_ONLINE_AUTO onlines the
+# memory at once). Order does not matter (checked on both kernels): a driver
+# loaded after dax_hmem binds the waiting device when it registers. Loading
+# the drivers first just makes binding happen inside dax_hmem's insmod.
+# Without device_dax (6.1) or kmem (6.12) the device stays unbound (driver=none).
+
+PATH=/bin:/sbin:/usr/bin:/usr/sbin
+export PATH
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null || true
+mkdir -p /tmp
+
+REL=$(uname -r)
+MODDIR=/lib/modules/$REL
+CMDLINE=$(cat /proc/cmdline)
+
+# --- command line ----------------------------------------------------------
+SPM_MODULES=device_dax,kmem,dax_hmem
+SPM_WAIT=5
+SPM_FILL=
+for arg in $CMDLINE; do
+    case "$arg" in
+        spm.modules=*) SPM_MODULES=${arg#spm.modules=} ;;
+        spm.wait=*)    SPM_WAIT=${arg#spm.wait=} ;;
+        spm.fill=*)    SPM_FILL=${arg#spm.fill=} ;;
+    esac
+done
+
+# --- modules ---------------------------------------------------------------
+: > /tmp/modules.out
+for m in $(echo "$SPM_MODULES" | tr ',' ' '); do
+    f=$(find "$MODDIR" -name "$m.ko" | head -n 1)
+    if [ -z "$f" ]; then
+        echo "module: name=$m status=missing" >> /tmp/modules.out
+    elif err=$(insmod "$f" 2>&1); then
+        echo "module: name=$m status=ok" >> /tmp/modules.out
+    else
+        echo "module: name=$m status=failed error=$(echo "$err" | tr '\n' ' ')" >> /tmp/modules.out
+    fi
+done
+
+# --- wait for probing (no udev: drivers bind synchronously, but be patient) --
+soft_reserved=$(grep -c 'Soft Reserved' /proc/iomem)
+dax_ready() {
+    n=0
+    for d in /sys/bus/dax/devices/*; do
+        [ -e "$d" ] || continue
+        [ -e "$d/driver" ] || return 1
+        n=$((n + 1))
+    done
+    [ "$n" -ge "$soft_reserved" ]
+}
+waited=0
+limit=$((SPM_WAIT * 1000))
+while ! dax_ready && [ "$waited" -lt "$limit" ]; do
+    usleep 100000
+    waited=$((waited + 100))
+done
+ndax=$(ls /sys/bus/dax/devices 2>/dev/null | wc -l)
+
+# --- optional steps --------------------------------------------------------
+: > /tmp/fill.out
+# >>> SPM.FILL HOOK >>>
+# Runs when the kernel command line has spm.fill=VALUE. Not implemented yet:
+# put the fill step here. Anything it writes to /tmp/fill.out is reported as
+# "fill: <line>" inside the report.
+spm_fill() {
+    echo "status=not-implemented value=$1" >> /tmp/fill.out
+}
+if [ -n "$SPM_FILL" ]; then
+    spm_fill "$SPM_FILL"
+fi
+# <<< SPM.FILL HOOK <<<
+
+# --- report ----------------------------------------------------------------
+# Keep kernel messages off the console so they cannot split report lines.
+dmesg -n 1 2>/dev/null || echo 1 > /proc/sys/kernel/printk
+
+hex() { printf '0x%x' "$1"; }
+attr() { [ -r "$1" ] && cat "$1" 2>/dev/null || echo "$2"; }
+
+report() {
+    echo "kernel: $REL"
+    echo "cmdline: $CMDLINE"
+    cat /tmp/modules.out
+    echo "auto_online_blocks: $(attr /sys/devices/system/memory/auto_online_blocks none)"
+    echo "wait: ms=$waited dax=$ndax soft_reserved=$soft_reserved"
+    while IFS= read -r line; do
+        echo "iomem: $line"
+    done < /proc/iomem
+    dmesg | grep -E 'BIOS-e820|e820|SRAT|[Ss]oft [Rr]eserved|dax|hmem|kmem' |
+        while IFS= read -r line; do echo "dmesg: $line"; done
+    for d in /sys/bus/dax/devices/*; do
+        [ -e "$d" ] || continue
+        name=${d##*/}
+        start=$(attr "$d/resource" "")
+        [ -n "$start" ] || start=$(attr "$d/mapping0/start" "")
+        [ -n "$start" ] || start=unknown
+        case "$start" in 0x*|unknown) ;; *) start=$(hex "$start") ;; esac
+        size=$(attr "$d/size" unknown)
+        node=$(attr "$d/target_node" unknown)
+        drv=none
+        [ -e "$d/driver" ] && drv=$(basename "$(readlink "$d/driver")")
+        echo "dax: name=$name start=$start size=$size target_node=$node driver=$drv"
+    done
+    for part in $(tr ',' ' ' < /sys/devices/system/node/online); do
+        lo=${part%-*} hi=${part#*-}
+        i=$lo
+        while [ "$i" -le "$hi" ]; do
+            kb=$(awk '/MemTotal:/ {print $(NF-1)}' "/sys/devices/system/node/node$i/meminfo")
+            echo "node: id=$i memtotal_kb=$kb"
+            i=$((i + 1))
+        done
+    done
+    while IFS= read -r line; do
+        echo "fill: $line"
+    done < /tmp/fill.out
+}
+
+echo "=== SPM-REPORT BEGIN ==="
+report
+echo "=== SPM-REPORT END ==="
+sync
+poweroff -f
+# poweroff -f should not return; never let PID 1 exit.
+while :; do sleep 60; done
