@@ -15,7 +15,8 @@ S        := $(CURDIR)/scripts
 QTESTS   := spm-memory-test bios-tables-test numa-test device-introspect-test \
             qom-test test-hmp
 
-.PHONY: all demo check deps source tree qemu qtests export clean distclean
+.PHONY: all demo check check-qtests check-guest deps source tree qemu qtests \
+        export clean distclean
 
 all: qemu
 
@@ -34,11 +35,20 @@ qemu: tree
 qtests: tree
 	@$(S)/build-qemu.sh $(addprefix tests/qtest/,$(QTESTS))
 
+# all tests: qtests, then guest end-to-end tests
 check: qtests
+	@$(S)/check.sh $(QTESTS)
+
+check-qtests: qtests
 	@$(S)/run-qtests.sh $(QTESTS)
 
+# GUEST_TESTS=EXPR selects tests like pytest -k
+check-guest: qemu
+	@cd tests/guest && /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+	    $(if $(GUEST_TESTS),-k "$(GUEST_TESTS)")
+
 demo: qemu
-	@$(S)/demo.sh
+	@/usr/bin/python3 $(S)/demo.py
 
 # Write the working tree's commits (base..HEAD) back to patches/qemu.
 export:

@@ -11,7 +11,7 @@ pkgs=(
     # firmware and ROMs the built binary loads by default
     qemu-system-data ipxe-qemu
     # tests and guests
-    acpica-tools cpio xz-utils busybox-static
+    acpica-tools cpio xz-utils busybox-static python3-pytest
 )
 bpo=(meson python3-pycotap)
 

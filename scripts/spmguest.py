@@ -1,0 +1,93 @@
+"""Boot a guest with spm-memory devices and collect what QEMU and the guest say.
+
+Shared by the guest end-to-end tests (tests/guest) and the demo
+(scripts/demo.py). A boot runs scripts/boot-guest.sh (TCG, a Debian kernel,
+the report initramfs) with QEMU paused at first, asks QEMU over QMP where it
+placed the spm-memory devices, lets the guest run to its poweroff and parses
+the guest's report (scripts/parse-report.py).
+"""
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+
+SCRIPTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(SCRIPTS)
+BUILD = os.environ.setdefault("BUILD", os.path.join(ROOT, "build"))
+
+_spec = importlib.util.spec_from_file_location(
+    "parse_report", os.path.join(SCRIPTS, "parse-report.py"))
+parse_report = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(parse_report)
+
+
+class Qmp:
+    """A minimal QMP client on a unix socket."""
+
+    def __init__(self, path, timeout=30):
+        deadline = time.time() + timeout
+        while True:
+            self.sock = socket.socket(socket.AF_UNIX)
+            try:
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.file = self.sock.makefile("rw")
+        json.loads(self.file.readline())            # greeting
+        self.cmd("qmp_capabilities")
+
+    def cmd(self, name, **args):
+        self.file.write(json.dumps({"execute": name, "arguments": args}) + "\n")
+        self.file.flush()
+        while True:
+            msg = json.loads(self.file.readline())
+            if "return" in msg:
+                return msg["return"]
+            if "error" in msg:
+                raise RuntimeError(f"{name}: {msg['error']}")
+
+    def close(self):
+        self.file.close()
+        self.sock.close()
+
+
+def boot(qemu_args, kernel="6.12", firmware="seabios", log=None, append=None,
+         timeout=180):
+    """Boot; return (QMP spm-memory device infos, parsed guest report).
+
+    firmware: "seabios" (QEMU's default BIOS), "ovmf" (Debian's 2026.x) or
+    a firmware file, as scripts/boot-guest.sh takes it.
+    """
+    if log is None:
+        log = os.path.join(BUILD, "logs", "guest", f"boot-{kernel}.log")
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        qmp_path = os.path.join(tmp, "qmp.sock")
+        cmd = [os.path.join(SCRIPTS, "boot-guest.sh"), "-k", kernel,
+               "-f", firmware, "-o", log, "-t", str(timeout)]
+        if append:
+            cmd += ["-a", append]
+        cmd += ["--", *qemu_args, "-S",
+                "-qmp", f"unix:{qmp_path},server=on,wait=off"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            qmp = Qmp(qmp_path)
+            devices = [d["data"] for d in qmp.cmd("query-memory-devices")
+                       if d["type"] == "spm-memory"]
+            qmp.cmd("cont")
+            qmp.close()
+        finally:
+            out, err = proc.communicate(timeout=timeout + 60)
+    if proc.returncode != 0:
+        raise RuntimeError(f"boot failed ({log}):\n{err}{out}")
+    with open(log, errors="replace") as f:
+        report = parse_report.parse_report(f.read())
+    return devices, report
