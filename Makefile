@@ -15,8 +15,8 @@ S        := $(CURDIR)/scripts
 QTESTS   := spm-memory-test bios-tables-test numa-test device-introspect-test \
             qom-test test-hmp
 
-.PHONY: all demo check check-qtests check-guest deps source tree qemu qtests \
-        export clean distclean
+.PHONY: all demo check check-qtests check-guest fuzz sanitize deps source tree \
+        qemu qtests export clean distclean
 
 all: qemu
 
@@ -35,7 +35,7 @@ qemu: tree
 qtests: tree
 	@$(S)/build-qemu.sh $(addprefix tests/qtest/,$(QTESTS))
 
-# all tests: qtests, then guest end-to-end tests
+# all tests: qtests, guest end-to-end tests, a fuzz slice, sanitizers
 check: qtests
 	@$(S)/check.sh $(QTESTS)
 
@@ -46,6 +46,15 @@ check-qtests: qtests
 check-guest: qemu
 	@cd tests/guest && /usr/bin/python3 -m pytest -q -p no:cacheprovider \
 	    $(if $(GUEST_TESTS),-k "$(GUEST_TESTS)")
+
+# randomized configurations: FUZZ_COUNT (1000), FUZZ_SEED
+fuzz: qemu
+	@/usr/bin/python3 tests/fuzz/spm_fuzz.py --count $(or $(FUZZ_COUNT),1000) \
+	    $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
+
+# ASan + UBSan build; spm-memory-test and a guest boot on it
+sanitize: tree
+	@$(S)/sanitize.sh
 
 demo: qemu
 	@/usr/bin/python3 $(S)/demo.py

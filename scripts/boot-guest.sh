@@ -21,12 +21,13 @@
 #   -t, --timeout SECONDS  GUEST_TIMEOUT (120); QEMU is killed after that
 #   -o, --log PATH         GUEST_LOG ($BUILD/guest/logs/boot-KERNEL-FW.log);
 #                          QEMU's own stderr goes to PATH.qemu
-#   -a, --append STRING    more kernel command line, e.g. "spm.fill=1"  GUEST_APPEND
+#   -a, --append STRING    more kernel command line, e.g. "spm.fill=256"  GUEST_APPEND
+#       --reboot           let the guest reboot (no -no-reboot), for reset tests
 #   --                     everything after it is passed to QEMU (memory, NUMA,
 #                          spm-memory devices, -M ...); GUEST_QEMU_ARGS (word-split)
 #                          is used when no "--" arguments are given
 #
-# Always used: -accel tcg -cpu max -smp 2 -no-reboot -nodefaults -display none
+# Always used: -accel tcg -cpu max -smp 2 [-no-reboot] -nodefaults -display none
 # -serial file:LOG -kernel/-initrd/-append "console=ttyS0 panic=-1 ...".
 #
 # Prints "LOG SECONDS" on success. Exit status: 0 when the log holds the
@@ -44,6 +45,7 @@ vars=${GUEST_FIRMWARE_VARS:-}
 timeout=${GUEST_TIMEOUT:-120}
 log=${GUEST_LOG:-}
 append=${GUEST_APPEND:-}
+noreboot=-no-reboot
 extra=()
 have_extra=0
 
@@ -57,6 +59,7 @@ while [ $# -gt 0 ]; do
         -t|--timeout)  timeout=$2; shift 2 ;;
         -o|--log)      log=$2; shift 2 ;;
         -a|--append)   append=$2; shift 2 ;;
+        --reboot)      noreboot=; shift ;;
         -h|--help)     usage ;;
         --)            shift; extra=("$@"); have_extra=1; break ;;
         *) echo "boot-guest: unknown argument $1" >&2; usage ;;
@@ -109,7 +112,7 @@ fi
 mkdir -p "$(dirname "$log")"
 : > "$log"
 cmdline="console=ttyS0 panic=-1${append:+ $append}"
-cmd=("$qemu" -accel tcg -cpu max -smp 2 -no-reboot -nodefaults -display none
+cmd=("$qemu" -accel tcg -cpu max -smp 2 $noreboot -nodefaults -display none
      -serial "file:$log" -monitor none
      "${fw_args[@]}"
      -kernel "$VMLINUZ" -initrd "$initrd" -append "$cmdline"

@@ -14,6 +14,12 @@ set -euo pipefail
 BUILD=${BUILD:?}
 tree="$BUILD/qemu"
 out="$BUILD/qemu-build"
+# SANITIZE=1: a separate build with AddressSanitizer and UBSan
+extra_opts=()
+if [ "${SANITIZE:-0}" = 1 ]; then
+    out="$BUILD/qemu-build-asan"
+    extra_opts=(--enable-asan --enable-ubsan)
+fi
 
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$(dirname "$BUILD")}
 export CCACHE_NOHASHDIR=true
@@ -27,6 +33,7 @@ opts=(
     --disable-download
     --python=/usr/bin/python3
     "--cc=ccache cc"
+    "${extra_opts[@]}"
 )
 optline="${opts[*]}"
 if [ ! -f "$out/build.ninja" ] || [ "$(cat "$out/.spm-configure" 2>/dev/null)" != "$optline" ]; then

@@ -1,30 +1,45 @@
 #!/bin/bash
-# make check: the qtests (QEMU's own and the series' spm-memory-test), then
-# the guest end-to-end tests (tests/guest, pytest), and one summary line.
+# make check: every test, each stage with its own log and summary line, then
+# one line for all of them.
+#   qtests    QEMU's own and the series' spm-memory-test (scripts/run-qtests.sh)
+#   guest     real Linux guests (tests/guest, pytest)
+#   fuzz      a slice of the randomized configurations (tests/fuzz)
+#   sanitize  ASan+UBSan build: spm-memory-test and a guest boot
+# CHECK_STAGES selects stages (default: all of them).
 set -uo pipefail
 BUILD=${BUILD:?}
 here=$(cd "$(dirname "$0")" && pwd)
-mkdir -p "$BUILD/logs"
+root=$(dirname "$here")
+logs="$BUILD/logs"
+mkdir -p "$logs"
+stages=${CHECK_STAGES:-qtests guest fuzz sanitize}
+QTESTS=("$@")
 
-echo "== qtests"
-"$here/run-qtests.sh" "$@" | tee "$BUILD/logs/qtests.summary"
-q_rc=${PIPESTATUS[0]}
-qline=$(tail -1 "$BUILD/logs/qtests.summary")
-q_pass=$(sed -n 's/.* \([0-9]*\) passed.*/\1/p' <<< "$qline")
-q_fail=$(sed -n 's/.* \([0-9]*\) failed.*/\1/p' <<< "$qline")
+stage() {
+    case "$1" in
+        qtests)   "$here/run-qtests.sh" "${QTESTS[@]}" ;;
+        guest)    (cd "$root/tests/guest" && /usr/bin/python3 -m pytest -q \
+                       -p no:cacheprovider ${GUEST_TESTS:+-k "$GUEST_TESTS"}) ;;
+        fuzz)     /usr/bin/python3 "$root/tests/fuzz/spm_fuzz.py" \
+                       --count "${FUZZ_COUNT:-200}" --time-limit 600 ;;
+        sanitize) "$here/sanitize.sh" ;;
+    esac
+}
 
-echo "== guest end-to-end tests (tests/guest)"
-(cd "$here/../tests/guest" && /usr/bin/python3 -m pytest -q -p no:cacheprovider \
-    --junitxml="$BUILD/logs/guest-tests.xml" ${GUEST_TESTS:+-k "$GUEST_TESTS"}) \
-    | tee "$BUILD/logs/guest-tests.log"
-g_rc=${PIPESTATUS[0]}
-gline=$(tail -1 "$BUILD/logs/guest-tests.log")
-g_pass=$(grep -o '[0-9]* passed' <<< "$gline" | cut -d' ' -f1)
-g_fail=$(( $(grep -o '[0-9]* failed' <<< "$gline" | cut -d' ' -f1 || echo 0) +
-           $(grep -o '[0-9]* error' <<< "$gline" | cut -d' ' -f1 || echo 0) ))
-if [ "$g_rc" != 0 ] && [ "$g_fail" = 0 ]; then g_fail=1; fi
-
-passed=$(( ${q_pass:-0} + ${g_pass:-0} ))
-failed=$(( ${q_fail:-1} + g_fail ))
+passed=0 failed=0 bad=()
+for s in $stages; do
+    echo "== $s"
+    t0=$(date +%s)
+    stage "$s" 2>&1 | tee "$logs/check-$s.log"
+    rc=${PIPESTATUS[0]}
+    last=$(grep -E '[0-9]+ passed|[0-9]+ failed' "$logs/check-$s.log" | tail -1)
+    p=$(grep -oE '[0-9]+ passed' <<< "$last" | cut -d' ' -f1)
+    f=$(grep -oE '[0-9]+ (failed|error)' <<< "$last" | awk '{s += $1} END {print s + 0}')
+    p=${p:-0} f=${f:-0}
+    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
+    [ "$rc" = 0 ] || bad+=("$s")
+    passed=$((passed + p)) failed=$((failed + f))
+    echo "-- $s: $p passed, $f failed in $(( $(date +%s) - t0 ))s"
+done
 echo "check: $passed passed, $failed failed"
-[ "$q_rc" = 0 ] && [ "$g_rc" = 0 ] && [ "$failed" = 0 ]
+[ ${#bad[@]} = 0 ] && [ "$failed" = 0 ]

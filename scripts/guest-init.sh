@@ -5,10 +5,11 @@
 # 1. mounts proc, sysfs, devtmpfs;
 # 2. loads the dax modules: device_dax, kmem, then dax_hmem (see "Modules");
 # 3. waits until every soft-reserved range has a dax device with a driver;
-# 4. optional steps chosen on the kernel command line (spm.fill=..., a hook);
-# 5. prints the report between "=== SPM-REPORT BEGIN ===" and
+# 4. prints the report between "=== SPM-REPORT BEGIN ===" and
 #    "=== SPM-REPORT END ===" (parsed by scripts/parse-report.py);
-# 6. powers off (with QEMU -no-reboot the VM exits).
+# 5. with spm.fill=MIB, fills and keeps checking spm-memory (spmtool);
+#    with spm.hold=1, stays up; otherwise powers off (with QEMU -no-reboot
+#    the VM exits).
 #
 # Report lines, one fact per line, "KEY: VALUE":
 #   kernel: <uname -r>
@@ -19,13 +20,14 @@
 #   dmesg: <a kernel log line about e820, SRAT, soft reserved, dax/hmem/kmem>
 #   dax: name=dax0.0 start=0x... size=<bytes> target_node=N driver=device_dax|kmem|none
 #   node: id=N memtotal_kb=<kB>                        (each online node)
-#   fill: <line written by the spm.fill hook>          (only with spm.fill)
 #   wait: ms=<time spent waiting for dax probing> dax=<devices> soft_reserved=<ranges>
 #
 # Kernel command line options (all optional):
 #   spm.modules=a,b,c  modules to insmod, in order (default device_dax,kmem,dax_hmem)
 #   spm.wait=SECONDS   longest wait for dax devices to be probed (default 5)
-#   spm.fill=...       run the fill hook below (not implemented yet)
+#   spm.fill=MIB       after the report, fill MIB MiB of the first spm-memory
+#                      device and print its checksum every second (for ever)
+#   spm.hold=1         after the report, stay up instead of powering off
 #
 # Modules: none of the three has module dependencies. dax_hmem creates one
 # dax region + device per "Soft Reserved" range (platform devices hmem.N made
@@ -54,11 +56,13 @@ CMDLINE=$(cat /proc/cmdline)
 SPM_MODULES=device_dax,kmem,dax_hmem
 SPM_WAIT=5
 SPM_FILL=
+SPM_HOLD=
 for arg in $CMDLINE; do
     case "$arg" in
         spm.modules=*) SPM_MODULES=${arg#spm.modules=} ;;
         spm.wait=*)    SPM_WAIT=${arg#spm.wait=} ;;
         spm.fill=*)    SPM_FILL=${arg#spm.fill=} ;;
+        spm.hold=*)    SPM_HOLD=${arg#spm.hold=} ;;
     esac
 done
 
@@ -93,20 +97,6 @@ while ! dax_ready && [ "$waited" -lt "$limit" ]; do
     waited=$((waited + 100))
 done
 ndax=$(ls /sys/bus/dax/devices 2>/dev/null | wc -l)
-
-# --- optional steps --------------------------------------------------------
-: > /tmp/fill.out
-# >>> SPM.FILL HOOK >>>
-# Runs when the kernel command line has spm.fill=VALUE. Not implemented yet:
-# put the fill step here. Anything it writes to /tmp/fill.out is reported as
-# "fill: <line>" inside the report.
-spm_fill() {
-    echo "status=not-implemented value=$1" >> /tmp/fill.out
-}
-if [ -n "$SPM_FILL" ]; then
-    spm_fill "$SPM_FILL"
-fi
-# <<< SPM.FILL HOOK <<<
 
 # --- report ----------------------------------------------------------------
 # Keep kernel messages off the console so they cannot split report lines.
@@ -148,15 +138,34 @@ report() {
             i=$((i + 1))
         done
     done
-    while IFS= read -r line; do
-        echo "fill: $line"
-    done < /tmp/fill.out
 }
 
 echo "=== SPM-REPORT BEGIN ==="
 report
 echo "=== SPM-REPORT END ==="
 sync
+
+# --- after the report ---------------------------------------------------------
+# spm.fill=MIB: fill MIB MiB of the first spm-memory device and keep checking
+# it (scripts/guest-spmtool.c): through /dev/dax0.0 when device_dax has it
+# (6.1), or as memory of its NUMA node when kmem onlined it (6.12). Runs
+# until QEMU is stopped, so that the tests can migrate, reset or poke the VM.
+if [ -n "$SPM_FILL" ]; then
+    d=/sys/bus/dax/devices/dax0.0
+    drv=none
+    [ -e "$d/driver" ] && drv=$(basename "$(readlink "$d/driver")")
+    case "$drv" in
+        device_dax) target=/dev/dax0.0 ;;
+        kmem)       target=node:$(cat "$d/target_node") ;;
+        *)          echo "spmtool: no dax device to fill (driver=$drv)"
+                    target= ;;
+    esac
+    [ -n "$target" ] && spmtool fill "$target" "$SPM_FILL" 1
+fi
+# spm.hold=1: stay up after the report (for system_reset and monitor tests).
+if [ "$SPM_HOLD" = 1 ] || [ -n "$SPM_FILL" ]; then
+    while :; do sleep 60; done
+fi
 poweroff -f
 # poweroff -f should not return; never let PID 1 exit.
 while :; do sleep 60; done

@@ -4,11 +4,12 @@
 # Build $BUILD/guest/initramfs-SERIES.cpio.gz for the newest Debian kernel of
 # the series (scripts/guest-kernel.sh): the host's busybox-static with its
 # applets as symlinks in /bin, the kernel's device_dax, kmem and dax_hmem
-# modules (decompressed) under /lib/modules/RELEASE/kernel/drivers/dax, and
-# scripts/guest-init.sh as /init. Prints the initramfs path.
+# modules (decompressed) under /lib/modules/RELEASE/kernel/drivers/dax,
+# scripts/guest-init.sh as /init and scripts/guest-spmtool.c built static as
+# /bin/spmtool. Prints the initramfs path.
 #
-# Cached: rebuilt only when the kernel package, busybox, guest-init.sh or this
-# script change (the inputs' digest is kept in initramfs-SERIES.stamp).
+# Cached: rebuilt only when the kernel package, busybox, guest-init.sh,
+# guest-spmtool.c or this script change (the inputs' digest is kept in initramfs-SERIES.stamp).
 set -euo pipefail
 BUILD=${BUILD:-/work/main/build}
 export BUILD
@@ -34,7 +35,8 @@ out=$BUILD/guest
 img=$out/initramfs-$series.cpio.gz
 stamp=$out/initramfs-$series.stamp
 key=$( { echo "$KERNEL_PKG $KERNEL_PKG_VERSION"
-         sha256sum "$busybox" "$here/guest-init.sh" "$0" | cut -d' ' -f1; } |
+         sha256sum "$busybox" "$here/guest-init.sh" "$here/guest-spmtool.c" "$0" |
+             cut -d' ' -f1; } |
        sha256sum | cut -d' ' -f1)
 if [ -f "$img" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$key" ]; then
     echo "$img"; exit 0
@@ -51,6 +53,8 @@ done
 mknod -m 600 "$root/dev/console" c 5 1
 mknod -m 666 "$root/dev/null" c 1 3
 install -m 755 "$here/guest-init.sh" "$root/init"
+# spmtool: fills and checks spm-memory from inside the guest (static)
+gcc -static -O2 -Wall -o "$root/bin/spmtool" "$here/guest-spmtool.c"
 
 mdir=$root/lib/modules/$KERNEL_RELEASE/kernel/drivers/dax
 mkdir -p "$mdir/hmem"

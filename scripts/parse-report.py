@@ -27,7 +27,6 @@ JSON (all addresses and sizes are ints; "end" is inclusive, as Linux prints):
   "dax": [{"name": "dax0.0", "start": ..., "size": ..., "target_node": 1,
            "driver": "kmem"}, ...],       # driver: device_dax, kmem or none
   "nodes": [{"id": 0, "memtotal_kb": 514356}, ...],
-  "fill": ["...", ...]                    # lines of the spm.fill hook
 }
 """
 import argparse
@@ -87,13 +86,12 @@ def _extract(text):
 def parse_report(text):
     rep = {"kernel": None, "cmdline": None, "modules": [],
            "auto_online_blocks": None, "wait": None, "iomem": [],
-           "dmesg": [], "e820": [], "srat": [], "dax": [], "nodes": [],
-           "fill": []}
+           "dmesg": [], "e820": [], "srat": [], "dax": [], "nodes": []}
     stack = []  # indexes of the open iomem ranges, one per depth
     for lineno, line in _extract(text):
         key, sep, value = line.partition(": ")
         if not sep:
-            if line.endswith(":"):  # "fill:" with an empty value
+            if line.endswith(":"):  # "key:" with an empty value
                 key, value = line[:-1], ""
             else:
                 raise ReportError(f"line {lineno}: not a 'key: value' line: {line!r}")
@@ -154,8 +152,6 @@ def parse_report(text):
             f = _kv(value, ["id", "memtotal_kb"], lineno, key)
             rep["nodes"].append({"id": _int(f["id"], lineno, "node id"),
                                  "memtotal_kb": _int(f["memtotal_kb"], lineno, "memtotal_kb")})
-        elif key == "fill":
-            rep["fill"].append(value)
         else:
             raise ReportError(f"line {lineno}: unknown report key {key!r}: {line!r}")
     for key in ("kernel", "cmdline"):

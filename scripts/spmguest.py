@@ -9,6 +9,7 @@ the guest's report (scripts/parse-report.py).
 import importlib.util
 import json
 import os
+import re
 import socket
 import subprocess
 import tempfile
@@ -91,3 +92,81 @@ def boot(qemu_args, kernel="6.12", firmware="seabios", log=None, append=None,
     with open(log, errors="replace") as f:
         report = parse_report.parse_report(f.read())
     return devices, report
+
+
+class Guest:
+    """A guest that keeps running: start, watch its console, drive it.
+
+    Runs scripts/boot-guest.sh in the background with a QMP socket. With
+    incoming=URI the QEMU waits for a migration ("defer" to set it up over
+    QMP first); otherwise it starts paused and cont() lets it run.
+    """
+
+    def __init__(self, qemu_args, log, kernel="6.12", firmware="seabios",
+                 append=None, reboot=False, incoming=None, timeout=900):
+        self.log = log
+        os.makedirs(os.path.dirname(log), exist_ok=True)
+        self.tmp = tempfile.TemporaryDirectory()
+        qmp_path = os.path.join(self.tmp.name, "qmp.sock")
+        cmd = [os.path.join(SCRIPTS, "boot-guest.sh"), "-k", kernel,
+               "-f", firmware, "-o", log, "-t", str(timeout)]
+        if append:
+            cmd += ["-a", append]
+        if reboot:
+            cmd += ["--reboot"]
+        cmd += ["--", *qemu_args, "-qmp", f"unix:{qmp_path},server=on,wait=off"]
+        cmd += ["-incoming", incoming] if incoming else ["-S"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+        try:
+            self.qmp = Qmp(qmp_path)
+        except OSError:
+            self.proc.kill()
+            raise RuntimeError("QEMU did not start: " + self.proc.communicate()[1])
+
+    def text(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read().replace("\r", "")
+        except FileNotFoundError:
+            return ""
+
+    def wait_for(self, regex, timeout=120, after=0):
+        """Wait for a console line matching regex at or after offset `after`;
+        return (match, end offset)."""
+        deadline = time.time() + timeout
+        pat = re.compile(regex, re.M)
+        while True:
+            text = self.text()
+            m = pat.search(text, after)
+            if m:
+                return m, m.end()
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"QEMU exited waiting for {regex!r} "
+                                   f"({self.log})")
+            if time.time() > deadline:
+                raise TimeoutError(f"no {regex!r} in {self.log}")
+            time.sleep(0.2)
+
+    def reports(self):
+        """Every report the guest printed so far (one per boot), parsed."""
+        text = self.text()
+        parts = text.split(parse_report.BEGIN)[1:]
+        return [parse_report.parse_report(parse_report.BEGIN + p)
+                for p in parts if parse_report.END in p]
+
+    def quit(self):
+        try:
+            self.qmp.cmd("quit")
+        except (OSError, RuntimeError, ValueError):
+            pass
+        try:
+            self.qmp.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.tmp.cleanup()

@@ -1,0 +1,167 @@
+"""Reliability with a running guest: live migration, hotplug refusal, reset.
+
+The guest (patched SeaBIOS, Debian 6.1 or 6.12) fills its spm-memory with a
+pattern (scripts/guest-spmtool.c: through /dev/dax0.0 on 6.1, as memory of
+the device's node on 6.12) and prints the checksum every second. Then:
+
+- device_add of another spm-memory device and device_del of the device are
+  refused over QMP, the guest runs on, its checksum unchanged;
+- migration to destinations that do not match (no spm-memory device, the
+  device on another node, a backend of another size) fails, and the source
+  guest runs on with its checksum unchanged;
+- migration over loopback TCP to a destination with the same command line
+  completes, and the guest, now on the destination, computes the same
+  checksum.
+
+system_reset: after a reset the guest boots again and sees the same layout.
+"""
+import os
+import socket
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__)))), "scripts"))
+import spmguest  # noqa: E402
+
+MiB = 1 << 20
+LOGS = os.path.join(spmguest.BUILD, "logs", "guest")
+SPM_ADDR, SPM_SIZE = 0x100000000, 256 * MiB
+
+
+def machine(spm_node=1, spm_size="256M", spm=True):
+    args = ["-M", "q35", "-m", "1G,maxmem=8G",
+            "-object", "memory-backend-ram,id=m0,size=1G",
+            "-numa", "node,nodeid=0,memdev=m0,cpus=0-1",
+            "-numa", "node,nodeid=1"]
+    if spm:
+        args += ["-object", f"memory-backend-ram,id=hbm0,size={spm_size}",
+                 "-device", f"spm-memory,id=spm0,memdev=hbm0,node={spm_node}"]
+    return args
+
+
+FILLED = r"spmtool: filled target=\S+ bytes=(\d+) checksum=(0x[0-9a-f]+) node=(-?\d+)"
+VERIFY = r"spmtool: verify round=\d+ checksum=(0x[0-9a-f]+) (ok|BAD)"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_migration(qmp, timeout=300):
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status = qmp.cmd("query-migrate").get("status")
+        if status in ("completed", "failed", "cancelled"):
+            return status
+        time.sleep(0.1)
+    raise TimeoutError("migration did not end")
+
+
+def assert_checksum_after(guest, after, checksum, rounds=2):
+    """The next `rounds` verify lines after offset `after` show `checksum`."""
+    for _ in range(rounds):
+        m, after = guest.wait_for(VERIFY, timeout=60, after=after)
+        assert (m.group(1), m.group(2)) == (checksum, "ok"), m.group(0)
+    return after
+
+
+def assert_running(guest):
+    assert guest.qmp.cmd("query-status")["status"] == "running"
+
+
+@pytest.mark.parametrize("kernel", ["6.1", "6.12"])
+def test_running_guest(kernel):
+    src = spmguest.Guest(machine(), os.path.join(LOGS, f"migrate-src-{kernel}.log"),
+                         kernel=kernel, append="spm.fill=192")
+    dsts = []
+    try:
+        src.qmp.cmd("cont")
+        m, pos = src.wait_for(FILLED, timeout=240)
+        size, checksum, node = int(m.group(1)), m.group(2), int(m.group(3))
+        assert size == 192 * MiB
+        if kernel == "6.12":
+            assert node == 1, "kmem memory is not on the spm-memory node"
+        pos = assert_checksum_after(src, pos, checksum)
+        report = src.reports()[0]
+        assert [(d["start"], d["size"], d["target_node"]) for d in report["dax"]] \
+            == [(SPM_ADDR, SPM_SIZE, 1)]
+
+        # hotplug refused, guest unharmed
+        src.qmp.cmd("object-add", **{"qom-type": "memory-backend-ram",
+                                     "id": "hbm9", "size": 128 * MiB})
+        with pytest.raises(RuntimeError, match="does not support hotplugging"):
+            src.qmp.cmd("device_add", driver="spm-memory", id="spm9",
+                        memdev="hbm9", node=1)
+        with pytest.raises(RuntimeError, match="does not support hotplugging"):
+            src.qmp.cmd("device_del", id="spm0")
+        assert_running(src)
+        pos = assert_checksum_after(src, pos, checksum)
+
+        # mismatched destinations: migration fails, the source runs on
+        src.qmp.cmd("migrate-set-capabilities", capabilities=[
+            {"capability": "return-path", "state": True}])
+        for name, args in [("no-device", machine(spm=False)),
+                           ("other-node", machine(spm_node=0)),
+                           ("other-size", machine(spm_size="512M"))]:
+            dst = spmguest.Guest(args, os.path.join(
+                LOGS, f"migrate-dst-{name}-{kernel}.log"), kernel=kernel,
+                incoming="defer")
+            dsts.append(dst)
+            dst.qmp.cmd("migrate-set-capabilities", capabilities=[
+                {"capability": "return-path", "state": True}])
+            uri = f"tcp:127.0.0.1:{free_port()}"
+            dst.qmp.cmd("migrate-incoming", uri=uri)
+            src.qmp.cmd("migrate", uri=uri)
+            assert wait_migration(src.qmp) == "failed", name
+            assert dst.proc.wait(timeout=60) != 0, name
+            assert_running(src)
+            pos = assert_checksum_after(src, pos, checksum)
+
+        # the real thing
+        src.qmp.cmd("migrate-set-capabilities", capabilities=[
+            {"capability": "return-path", "state": False}])
+        uri = f"tcp:127.0.0.1:{free_port()}"
+        dst = spmguest.Guest(machine(), os.path.join(
+            LOGS, f"migrate-dst-{kernel}.log"), kernel=kernel, incoming=uri)
+        dsts.append(dst)
+        src.qmp.cmd("migrate", uri=uri)
+        assert wait_migration(src.qmp) == "completed"
+        assert_running(dst)
+        assert_checksum_after(dst, 0, checksum, rounds=3)
+        devs = [d["data"] for d in dst.qmp.cmd("query-memory-devices")]
+        assert [(d["memaddr"], d["size"], d["node"]) for d in devs] == \
+            [(SPM_ADDR, SPM_SIZE, 1)]
+    finally:
+        for g in dsts + [src]:
+            g.quit()
+
+
+@pytest.mark.parametrize("kernel", ["6.1", "6.12"])
+def test_system_reset(kernel):
+    g = spmguest.Guest(machine(), os.path.join(LOGS, f"reset-{kernel}.log"),
+                       kernel=kernel, append="spm.hold=1", reboot=True)
+    try:
+        devs = [d["data"] for d in g.qmp.cmd("query-memory-devices")]
+        g.qmp.cmd("cont")
+        _, pos = g.wait_for(spmguest.parse_report.END, timeout=240)
+        g.qmp.cmd("system_reset")
+        g.wait_for(spmguest.parse_report.END, timeout=240, after=pos)
+        first, second = g.reports()
+        assert [d["data"] for d in g.qmp.cmd("query-memory-devices")] == devs
+
+        def layout(rep):
+            return ([(r["start"], r["end"]) for r in rep["iomem"]
+                     if r["name"] == "Soft Reserved"],
+                    rep["srat"], rep["e820"],
+                    [(d["start"], d["size"], d["target_node"], d["driver"])
+                     for d in rep["dax"]])
+        assert layout(second) == layout(first)
+        assert layout(first)[0] == [(SPM_ADDR, SPM_ADDR + SPM_SIZE - 1)]
+        assert layout(first)[3][0][:3] == (SPM_ADDR, SPM_SIZE, 1)
+    finally:
+        g.quit()
