@@ -15,8 +15,8 @@ S        := $(CURDIR)/scripts
 QTESTS   := spm-memory-test bios-tables-test numa-test device-introspect-test \
             qom-test test-hmp
 
-.PHONY: all demo check check-qtests check-guest fuzz sanitize deps source tree \
-        qemu qtests export clean distclean
+.PHONY: all demo check check-qtests check-guest fuzz sanitize series \
+        series-build deps source tree qemu qtests export clean distclean
 
 all: qemu
 
@@ -35,7 +35,7 @@ qemu: tree
 qtests: tree
 	@$(S)/build-qemu.sh $(addprefix tests/qtest/,$(QTESTS))
 
-# all tests: qtests, guest end-to-end tests, a fuzz slice, sanitizers
+# all tests: series checkpatch, qtests, guest end-to-end tests, a fuzz slice
 check: qtests
 	@$(S)/check.sh $(QTESTS)
 
@@ -55,6 +55,14 @@ fuzz: qemu
 # ASan + UBSan build; spm-memory-test and a guest boot on it
 sanitize: tree
 	@$(S)/sanitize.sh
+
+# the QEMU series as it would be mailed: build/series, checkpatch on each
+series: tree
+	@$(S)/series.sh
+
+# ... and build qemu-system-x86_64 at every patch (about 15 minutes)
+series-build: tree
+	@$(S)/series.sh --build-each
 
 demo: qemu
 	@/usr/bin/python3 $(S)/demo.py

@@ -5,14 +5,16 @@
 #   guest     real Linux guests (tests/guest, pytest)
 #   fuzz      a slice of the randomized configurations (tests/fuzz)
 #   sanitize  ASan+UBSan build: spm-memory-test and a guest boot
-# CHECK_STAGES selects stages (default: all of them).
+#   series    the QEMU series with cover letter, checkpatch-clean (series.sh)
+# CHECK_STAGES selects stages (default: all but sanitize, whose ASan build
+# alone takes longer than the rest of make check; run "make sanitize").
 set -uo pipefail
 BUILD=${BUILD:?}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 logs="$BUILD/logs"
 mkdir -p "$logs"
-stages=${CHECK_STAGES:-qtests guest fuzz sanitize}
+stages=${CHECK_STAGES:-series qtests guest fuzz}
 QTESTS=("$@")
 
 stage() {
@@ -23,6 +25,7 @@ stage() {
         fuzz)     /usr/bin/python3 "$root/tests/fuzz/spm_fuzz.py" \
                        --count "${FUZZ_COUNT:-200}" --time-limit 600 ;;
         sanitize) "$here/sanitize.sh" ;;
+        series)   "$here/series.sh" ;;
     esac
 }
 

@@ -1,0 +1,78 @@
+#!/bin/bash
+# series.sh [--build-each]
+#
+# Write the spm-memory QEMU series, as it would go to the list, to
+# $BUILD/series: git format-patch of the working tree's base..HEAD with a
+# cover letter (patches/qemu-cover-letter.txt: first line subject, then
+# blurb), and check every patch with the tree's scripts/checkpatch.pl.
+# Expected-table patches get checkpatch's SPDX warnings for the binary
+# blobs that QEMU's own bios-tables-test process adds; errors fail.
+#
+# --build-each also builds qemu-system-x86_64 at every patch of the series
+# (in a separate worktree and build directory), to show that each one
+# builds on its own.
+set -uo pipefail
+BUILD=${BUILD:?}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+tree="$BUILD/qemu"
+out="$BUILD/series"
+cover="$root/patches/qemu-cover-letter.txt"
+
+rm -rf "$out"; mkdir -p "$out"
+git -C "$tree" format-patch -q --cover-letter --thread --no-signature \
+    --zero-commit -o "$out" base..HEAD || exit 1
+subject=$(head -1 "$cover")
+python3 - "$out/0000-cover-letter.patch" "$cover" <<'PY'
+import sys
+path, cover = sys.argv[1], sys.argv[2]
+lines = open(cover).read().split("\n")
+subject, blurb = lines[0], "\n".join(lines[1:]).strip("\n")
+text = open(path).read()
+text = text.replace("*** SUBJECT HERE ***", subject)
+text = text.replace("*** BLURB HERE ***", blurb)
+open(path, "w").write(text)
+PY
+
+errors=0 warnings=0 n=0
+for p in "$out"/0*.patch; do
+    case "$p" in *0000-cover-letter.patch) continue ;; esac
+    n=$((n + 1))
+    res=$(perl "$tree/scripts/checkpatch.pl" "$p" 2>&1 | grep '^total:')
+    e=$(sed -n 's/^total: \([0-9]*\) errors.*/\1/p' <<< "$res")
+    w=$(sed -n 's/.*errors, \([0-9]*\) warnings.*/\1/p' <<< "$res")
+    errors=$((errors + ${e:-1})) warnings=$((warnings + ${w:-0}))
+    printf '  %-70s %s\n' "$(basename "$p")" "${res#total: }"
+done
+echo "series: $n patches and a cover letter in $out"
+
+failed=0
+if [ "${1:-}" = --build-each ]; then
+    wt="$BUILD/series-tree" bd="$BUILD/series-build"
+    git -C "$tree" worktree remove --force "$wt" 2>/dev/null || rm -rf "$wt"
+    git -C "$tree" worktree prune
+    git -C "$tree" worktree add -q --detach "$wt" base || exit 1
+    export CCACHE_BASEDIR=$BUILD CCACHE_NOHASHDIR=true
+    mkdir -p "$bd"
+    (cd "$bd" && "$wt/configure" --target-list=x86_64-softmmu \
+        --without-default-features --enable-tcg --enable-fdt=system \
+        --disable-docs --disable-user --disable-install-blobs \
+        --disable-download --python=/usr/bin/python3 "--cc=ccache cc" \
+        > configure.log 2>&1) || { echo "series: configure failed"; exit 1; }
+    for c in $(git -C "$tree" rev-list --reverse base..HEAD); do
+        git -C "$wt" checkout -q "$c"
+        t0=$(date +%s)
+        if ninja -C "$bd" qemu-system-x86_64 > "$bd/ninja.log" 2>&1; then
+            r=ok
+        else
+            r=FAILED; failed=$((failed + 1)); tail -20 "$bd/ninja.log"
+        fi
+        printf '  build %-4s %4ss  %s\n' "$r" "$(( $(date +%s) - t0 ))" \
+            "$(git -C "$tree" log -1 --format=%s "$c")"
+    done
+    git -C "$tree" worktree remove --force "$wt"
+fi
+
+echo "series: checkpatch $errors errors, $warnings warnings"
+echo "series: $((n - failed)) passed, $(( errors > 0 ? n : failed )) failed"
+[ "$errors" = 0 ] && [ "$failed" = 0 ]
