@@ -4,6 +4,7 @@
 #   qtests    QEMU's own and the series' spm-memory-test (scripts/run-qtests.sh)
 #   guest     real Linux guests (tests/guest, pytest)
 #   fuzz      a slice of the randomized configurations (tests/fuzz)
+#   libvirt   a real libvirtd runs examples/spm-memory-libvirt.xml (tests/libvirt)
 #   sanitize  ASan+UBSan build: spm-memory-test and a guest boot
 #   series    the QEMU series with cover letter, checkpatch-clean (series.sh)
 # CHECK_STAGES selects stages (default: all but sanitize, whose ASan build
@@ -14,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 logs="$BUILD/logs"
 mkdir -p "$logs"
-stages=${CHECK_STAGES:-series qtests guest fuzz}
+stages=${CHECK_STAGES:-series qtests guest fuzz libvirt}
 QTESTS=("$@")
 
 stage() {
@@ -26,6 +27,8 @@ stage() {
                        --count "${FUZZ_COUNT:-200}" --time-limit 600 ;;
         sanitize) "$here/sanitize.sh" ;;
         series)   "$here/series.sh" ;;
+        libvirt)  (cd "$root/tests/libvirt" && /usr/bin/python3 -m pytest -q \
+                       -p no:cacheprovider) ;;
     esac
 }
 

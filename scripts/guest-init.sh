@@ -8,6 +8,7 @@
 # 4. prints the report between "=== SPM-REPORT BEGIN ===" and
 #    "=== SPM-REPORT END ===" (parsed by scripts/parse-report.py);
 # 5. with spm.fill=MIB, fills and keeps checking spm-memory (spmtool);
+#    with spm.bench=MIB, measures its bandwidth against node 0 RAM (spmtool);
 #    with spm.hold=1, stays up; otherwise powers off (with QEMU -no-reboot
 #    the VM exits).
 #
@@ -27,6 +28,13 @@
 #   spm.wait=SECONDS   longest wait for dax devices to be probed (default 5)
 #   spm.fill=MIB       after the report, fill MIB MiB of the first spm-memory
 #                      device and print its checksum every second (for ever)
+#   spm.fillnode=N     with spm.fill: fill memory of NUMA node N ("node:N")
+#                      instead of the first spm-memory device (for comparisons
+#                      with pc-dimm memory, which 6.12 onlines on its node)
+#   spm.fillevery=S    with spm.fill: check the checksum every S seconds (1)
+#   spm.bench=MIB[:R]  after the report, run "spmtool bench" on the first
+#                      spm-memory device (MIB MiB, R rounds, default 5) against
+#                      node 0 RAM, then power off (tests/bench/spm_bench.py)
 #   spm.hold=1         after the report, stay up instead of powering off
 #
 # Modules: none of the three has module dependencies. dax_hmem creates one
@@ -56,12 +64,18 @@ CMDLINE=$(cat /proc/cmdline)
 SPM_MODULES=device_dax,kmem,dax_hmem
 SPM_WAIT=5
 SPM_FILL=
+SPM_FILLNODE=
+SPM_FILLEVERY=1
+SPM_BENCH=
 SPM_HOLD=
 for arg in $CMDLINE; do
     case "$arg" in
         spm.modules=*) SPM_MODULES=${arg#spm.modules=} ;;
         spm.wait=*)    SPM_WAIT=${arg#spm.wait=} ;;
         spm.fill=*)    SPM_FILL=${arg#spm.fill=} ;;
+        spm.fillnode=*)  SPM_FILLNODE=${arg#spm.fillnode=} ;;
+        spm.fillevery=*) SPM_FILLEVERY=${arg#spm.fillevery=} ;;
+        spm.bench=*)   SPM_BENCH=${arg#spm.bench=} ;;
         spm.hold=*)    SPM_HOLD=${arg#spm.hold=} ;;
     esac
 done
@@ -150,17 +164,32 @@ sync
 # it (scripts/guest-spmtool.c): through /dev/dax0.0 when device_dax has it
 # (6.1), or as memory of its NUMA node when kmem onlined it (6.12). Runs
 # until QEMU is stopped, so that the tests can migrate, reset or poke the VM.
-if [ -n "$SPM_FILL" ]; then
+spm_target() {
     d=/sys/bus/dax/devices/dax0.0
     drv=none
     [ -e "$d/driver" ] && drv=$(basename "$(readlink "$d/driver")")
     case "$drv" in
         device_dax) target=/dev/dax0.0 ;;
         kmem)       target=node:$(cat "$d/target_node") ;;
-        *)          echo "spmtool: no dax device to fill (driver=$drv)"
+        *)          echo "spmtool: no dax device to $1 (driver=$drv)"
                     target= ;;
     esac
-    [ -n "$target" ] && spmtool fill "$target" "$SPM_FILL" 1
+}
+if [ -n "$SPM_FILL" ]; then
+    if [ -n "$SPM_FILLNODE" ]; then
+        target=node:$SPM_FILLNODE
+    else
+        spm_target fill
+    fi
+    [ -n "$target" ] && spmtool fill "$target" "$SPM_FILL" "$SPM_FILLEVERY"
+fi
+# spm.bench=MIB[:ROUNDS]: bandwidth of spm-memory against node 0 RAM.
+if [ -n "$SPM_BENCH" ] && [ -z "$SPM_FILL" ]; then
+    spm_target bench
+    mib=${SPM_BENCH%%:*}
+    rounds=5
+    case "$SPM_BENCH" in *:*) rounds=${SPM_BENCH#*:} ;; esac
+    [ -n "$target" ] && spmtool bench "$target" "$mib" "$rounds"
 fi
 # spm.hold=1: stay up after the report (for system_reset and monitor tests).
 if [ "$SPM_HOLD" = 1 ] || [ -n "$SPM_FILL" ]; then

@@ -10,6 +10,19 @@
  *   spmtool: filled target=... bytes=N checksum=0x... node=N
  *   spmtool: verify round=K checksum=0x... ok|BAD
  *
+ *   spmtool bench TARGET MIB [ROUNDS]
+ *
+ * Measures guest memory bandwidth of MIB MiB of TARGET against MIB MiB of
+ * anonymous memory bound to NUMA node 0 (ordinary RAM) in the same guest
+ * (tests/bench/spm_bench.py). Both buffers are faulted in first; then each
+ * of ROUNDS rounds (default 5) times a write pass (64-bit stores) and a read
+ * pass (64-bit loads, summed) over each buffer, the two buffers in
+ * alternating order, and prints the bandwidths in MB/s (10^6 bytes/s):
+ *
+ *   spmtool: bench target=... bytes=N spm_node=N ram_node=N rounds=R
+ *   spmtool: bench round=K spm_write=X spm_read=X ram_write=X ram_read=X
+ *   spmtool: bench done
+ *
  * TARGET is a device-dax character device (/dev/dax0.0, Linux 6.1: the
  * memory is mapped directly) or "node:N" (Linux 6.12, kmem: anonymous
  * memory bound to NUMA node N, which holds only the spm-memory).
@@ -26,6 +39,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MPOL_BIND 2
@@ -69,6 +83,117 @@ static void die(const char *what)
     exit(1);
 }
 
+/* Map @bytes of @target (see above); *node is its NUMA node for "node:N",
+ * else -1. */
+static volatile uint64_t *map_target(const char *target, size_t bytes,
+                                     int *node)
+{
+    void *p;
+
+    *node = -1;
+    if (!strncmp(target, "node:", 5)) {
+        unsigned long mask;
+
+        *node = atoi(target + 5);
+        mask = 1UL << *node;
+        p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            die("mmap");
+        }
+        if (syscall(SYS_mbind, p, bytes, MPOL_BIND, &mask,
+                    sizeof(mask) * 8, 0) != 0) {
+            die("mbind");
+        }
+    } else {
+        int fd = open(target, O_RDWR);
+
+        if (fd < 0) {
+            die(target);
+        }
+        p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED) {
+            die("mmap");
+        }
+    }
+    return p;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static uint64_t bench_sink;
+
+/* MB/s of one write pass over @words 64-bit words */
+static double write_pass(volatile uint64_t *p, size_t words, uint64_t seed)
+{
+    double t = now();
+    size_t i;
+
+    for (i = 0; i < words; i++) {
+        p[i] = seed + i;
+    }
+    return words * 8 / (now() - t) / 1e6;
+}
+
+/* MB/s of one read pass over @words 64-bit words */
+static double read_pass(const volatile uint64_t *p, size_t words)
+{
+    double t = now();
+    uint64_t sum = 0;
+    size_t i;
+
+    for (i = 0; i < words; i++) {
+        sum += p[i];
+    }
+    bench_sink += sum;
+    return words * 8 / (now() - t) / 1e6;
+}
+
+static int bench(const char *target, size_t bytes, unsigned rounds)
+{
+    size_t words = bytes / sizeof(uint64_t);
+    volatile uint64_t *spm, *ram;
+    int spm_node, ram_node;
+    unsigned r;
+
+    spm = map_target(target, bytes, &spm_node);
+    ram = map_target("node:0", bytes, &ram_node);
+    write_pass(spm, words, 0);            /* fault both in */
+    write_pass(ram, words, 0);
+    printf("spmtool: bench target=%s bytes=%zu spm_node=%d ram_node=%d "
+           "rounds=%u\n", target, bytes,
+           spm_node >= 0 ? node_of((void *)spm) : -1,
+           node_of((void *)ram), rounds);
+    fflush(stdout);
+    for (r = 1; r <= rounds; r++) {
+        double sw, sr, rw, rr;
+
+        if (r & 1) {
+            sw = write_pass(spm, words, r);
+            sr = read_pass(spm, words);
+            rw = write_pass(ram, words, r);
+            rr = read_pass(ram, words);
+        } else {
+            rw = write_pass(ram, words, r);
+            rr = read_pass(ram, words);
+            sw = write_pass(spm, words, r);
+            sr = read_pass(spm, words);
+        }
+        printf("spmtool: bench round=%u spm_write=%.1f spm_read=%.1f "
+               "ram_write=%.1f ram_read=%.1f\n", r, sw, sr, rw, rr);
+        fflush(stdout);
+    }
+    printf("spmtool: bench done\n");
+    fflush(stdout);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     size_t bytes, words, i;
@@ -78,8 +203,13 @@ int main(int argc, char **argv)
     unsigned long round;
     int node = -1;
 
+    if (argc >= 4 && !strcmp(argv[1], "bench")) {
+        return bench(argv[2], strtoull(argv[3], NULL, 0) << 20,
+                     argc > 4 ? strtoul(argv[4], NULL, 0) : 5);
+    }
     if (argc < 4 || strcmp(argv[1], "fill")) {
-        fprintf(stderr, "usage: spmtool fill /dev/daxX.Y|node:N MIB [SECONDS]\n");
+        fprintf(stderr, "usage: spmtool fill /dev/daxX.Y|node:N MIB [SECONDS]\n"
+                        "       spmtool bench /dev/daxX.Y|node:N MIB [ROUNDS]\n");
         return 2;
     }
     bytes = strtoull(argv[3], NULL, 0) << 20;
@@ -88,31 +218,7 @@ int main(int argc, char **argv)
         interval = strtoul(argv[4], NULL, 0);
     }
 
-    if (!strncmp(argv[2], "node:", 5)) {
-        unsigned long mask;
-
-        node = atoi(argv[2] + 5);
-        mask = 1UL << node;
-        p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) {
-            die("mmap");
-        }
-        if (syscall(SYS_mbind, (void *)p, bytes, MPOL_BIND, &mask,
-                    sizeof(mask) * 8, 0) != 0) {
-            die("mbind");
-        }
-    } else {
-        int fd = open(argv[2], O_RDWR);
-
-        if (fd < 0) {
-            die(argv[2]);
-        }
-        p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (p == MAP_FAILED) {
-            die("mmap");
-        }
-    }
+    p = map_target(argv[2], bytes, &node);
 
     for (i = 0; i < words; i++) {
         p[i] = pattern(i);
