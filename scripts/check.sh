@@ -7,15 +7,14 @@
 #   libvirt   a real libvirtd runs examples/spm-memory-libvirt.xml (tests/libvirt)
 #   sanitize  ASan+UBSan build: spm-memory-test and a guest boot
 #   series    the QEMU series with cover letter, checkpatch-clean (series.sh)
-# CHECK_STAGES selects stages (default: all but sanitize, whose ASan build
-# alone takes longer than the rest of make check; run "make sanitize").
+# CHECK_STAGES selects stages (default: all of them).
 set -uo pipefail
 BUILD=${BUILD:?}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 logs="$BUILD/logs"
 mkdir -p "$logs"
-stages=${CHECK_STAGES:-series qtests guest fuzz libvirt}
+stages=${CHECK_STAGES:-series qtests guest fuzz libvirt sanitize}
 QTESTS=("$@")
 
 stage() {

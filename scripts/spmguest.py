@@ -26,9 +26,14 @@ _spec.loader.exec_module(parse_report)
 
 
 class Qmp:
-    """A minimal QMP client on a unix socket."""
+    """A minimal QMP client on a unix socket.
 
-    def __init__(self, path, timeout=30):
+    Waits up to `timeout` seconds for QEMU to listen, or until `proc` (the
+    process that starts QEMU, if given) exits: boot-guest.sh may first
+    download and build the guest kernel and initramfs.
+    """
+
+    def __init__(self, path, timeout=600, proc=None):
         deadline = time.time() + timeout
         while True:
             self.sock = socket.socket(socket.AF_UNIX)
@@ -37,7 +42,8 @@ class Qmp:
                 break
             except OSError:
                 self.sock.close()
-                if time.time() > deadline:
+                if time.time() > deadline or \
+                        (proc is not None and proc.poll() is not None):
                     raise
                 time.sleep(0.05)
         self.file = self.sock.makefile("rw")
@@ -80,7 +86,7 @@ def boot(qemu_args, kernel="6.12", firmware="seabios", log=None, append=None,
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         try:
-            qmp = Qmp(qmp_path)
+            qmp = Qmp(qmp_path, proc=proc)
             devices = [d["data"] for d in qmp.cmd("query-memory-devices")
                        if d["type"] == "spm-memory"]
             qmp.cmd("cont")
@@ -119,7 +125,7 @@ class Guest:
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
         try:
-            self.qmp = Qmp(qmp_path)
+            self.qmp = Qmp(qmp_path, proc=self.proc)
         except OSError:
             self.proc.kill()
             raise RuntimeError("QEMU did not start: " + self.proc.communicate()[1])
