@@ -16,7 +16,7 @@ QTESTS   := spm-memory-test bios-tables-test numa-test device-introspect-test \
             qom-test test-hmp
 
 .PHONY: all demo check check-qtests check-guest fuzz sanitize series \
-        series-build deps source tree qemu qtests export clean distclean
+        series-build bench deps source tree qemu qtests export clean distclean
 
 all: qemu
 
@@ -63,6 +63,10 @@ series: tree
 # ... and build qemu-system-x86_64 at every patch (about 15 minutes)
 series-build: tree
 	@$(S)/series.sh --build-each
+
+# benchmark against pc-dimm and RAM: build/bench/bench.md and bench.svg
+bench: qemu
+	@/usr/bin/python3 tests/bench/spm_bench.py $(BENCH_ARGS)
 
 demo: qemu
 	@/usr/bin/python3 $(S)/demo.py
