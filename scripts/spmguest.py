@@ -25,6 +25,29 @@ parse_report = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(parse_report)
 
 
+# console lines of scripts/guest-spmtool.c ("spmtool fill")
+FILLED = r"spmtool: filled target=\S+ bytes=(\d+) checksum=(0x[0-9a-f]+) node=(-?\d+)"
+VERIFY = r"spmtool: verify round=\d+ checksum=(0x[0-9a-f]+) (ok|BAD)"
+
+
+def free_port():
+    """A free TCP port on the loopback interface, for migration."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_migration(qmp, timeout=600):
+    """Poll query-migrate until the migration ends; return its last answer."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        info = qmp.cmd("query-migrate")
+        if info.get("status") in ("completed", "failed", "cancelled"):
+            return info
+        time.sleep(0.1)
+    raise TimeoutError("migration did not end")
+
+
 class Qmp:
     """A minimal QMP client on a unix socket.
 

@@ -398,23 +398,9 @@ def bench_bandwidth(cfg, log):
 
 # --- 3. migration --------------------------------------------------------------
 
-FILLED = r"spmtool: filled target=\S+ bytes=(\d+) checksum=(0x[0-9a-f]+) node=(-?\d+)"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_migration(qmp, timeout=600):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        info = qmp.cmd("query-migrate")
-        if info.get("status") in ("completed", "failed", "cancelled"):
-            return info
-        time.sleep(0.05)
-    raise TimeoutError("migration did not end")
+FILLED = spmguest.FILLED
+free_port = spmguest.free_port
+wait_migration = spmguest.wait_migration
 
 
 def bench_migration(cfg, log):

@@ -16,7 +16,6 @@ the device's node on 6.12) and prints the checksum every second. Then:
 system_reset: after a reset the guest boots again and sees the same layout.
 """
 import os
-import socket
 import sys
 
 import pytest
@@ -41,25 +40,12 @@ def machine(spm_node=1, spm_size="256M", spm=True):
     return args
 
 
-FILLED = r"spmtool: filled target=\S+ bytes=(\d+) checksum=(0x[0-9a-f]+) node=(-?\d+)"
-VERIFY = r"spmtool: verify round=\d+ checksum=(0x[0-9a-f]+) (ok|BAD)"
+FILLED, VERIFY = spmguest.FILLED, spmguest.VERIFY
+free_port = spmguest.free_port
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_migration(qmp, timeout=300):
-    import time
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        status = qmp.cmd("query-migrate").get("status")
-        if status in ("completed", "failed", "cancelled"):
-            return status
-        time.sleep(0.1)
-    raise TimeoutError("migration did not end")
+def wait_migration(qmp):
+    return spmguest.wait_migration(qmp)["status"]
 
 
 def assert_checksum_after(guest, after, checksum, rounds=2):
