@@ -167,53 +167,7 @@ class Qmp:
             self.events.append(self._read())
 
 
-class Qtest:
-    """The qtest protocol, enough for fw_cfg DMA (as in tests/fuzz)."""
-
-    DESC, BUF = 0x100000, 0x200000
-
-    def __init__(self, conn):
-        self.f = conn.makefile("rw")
-
-    def cmd(self, line):
-        self.f.write(line + "\n")
-        self.f.flush()
-        while True:
-            reply = self.f.readline()
-            if not reply:
-                raise EOFError("qtest connection closed")
-            if reply.startswith("OK") or reply.startswith("FAIL"):
-                return reply.split()
-
-    def dma_setup(self, key, length):
-        control = (key << 16) | 0x08 | 0x02           # SELECT | READ
-        d = struct.pack(">IIQ", control, length, self.BUF)
-        self.cmd(f"write {self.DESC:#x} 16 0x{d.hex()}")
-
-    def dma_go(self):
-        addr = int.from_bytes(struct.pack(">I", self.DESC), "little")
-        self.cmd(f"outl 0x518 {addr:#x}")
-
-    def fw_cfg_read(self, key, length):
-        if length == 0:
-            return b""
-        self.dma_setup(key, length)
-        self.dma_go()
-        status = self.cmd(f"read {self.DESC:#x} 4")
-        if int(status[1], 16) & 0x01:
-            raise RuntimeError("fw_cfg DMA error")
-        data = self.cmd(f"read {self.BUF:#x} {length}")
-        return bytes.fromhex(data[1][2:])
-
-    def fw_cfg_files(self):
-        n = struct.unpack(">I", self.fw_cfg_read(0x19, 4))[0]
-        d = self.fw_cfg_read(0x19, 4 + 64 * n)
-        files = {}
-        for i in range(n):
-            size, select = struct.unpack(">IH", d[4 + 64 * i:10 + 64 * i])
-            name = d[12 + 64 * i:68 + 64 * i].split(b"\0")[0].decode()
-            files[name] = (select, size)
-        return files
+Qtest = spmguest.Qtest
 
 
 class Qemu:

@@ -28,6 +28,8 @@ import time
 
 MiB, GiB = 1 << 20, 1 << 30
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from spmguest import Qtest  # noqa: E402
 QEMU = os.path.join(os.environ.get("BUILD", os.path.join(ROOT, "build")),
                     "qemu-build", "qemu-system-x86_64")
 ALIGN = 128 * MiB
@@ -120,49 +122,6 @@ class Case:
 
     def cmdline(self, qemu):
         return " ".join(shlex.quote(a) for a in [qemu] + self.args)
-
-
-class Qtest:
-    """The qtest protocol, enough for fw_cfg DMA."""
-
-    def __init__(self, conn):
-        self.f = conn.makefile("rw")
-
-    def cmd(self, line):
-        self.f.write(line + "\n")
-        self.f.flush()
-        while True:
-            reply = self.f.readline()
-            if not reply:
-                raise EOFError("qtest connection closed")
-            if reply.startswith("OK") or reply.startswith("FAIL"):
-                return reply.split()
-            # IRQ notifications etc. are skipped
-
-    def fw_cfg_read(self, key, length, buf=0x200000, desc=0x100000):
-        """Read a fw_cfg item by DMA into guest RAM and back."""
-        if length == 0:
-            return b""
-        control = (key << 16) | 0x08 | 0x02          # SELECT | READ
-        d = struct.pack(">IIQ", control, length, buf)
-        self.cmd(f"write {desc:#x} 16 0x{d.hex()}")
-        self.cmd(f"outl 0x518 {int.from_bytes(struct.pack('>I', desc), 'little'):#x}")
-        status = self.cmd(f"read {desc:#x} 4")
-        ctl = int(status[1], 16) if len(status) > 1 else 1
-        if ctl & 0x01:
-            raise RuntimeError("fw_cfg DMA error")
-        data = self.cmd(f"read {buf:#x} {length}")
-        return bytes.fromhex(data[1][2:])
-
-    def fw_cfg_file(self, name):
-        n = struct.unpack(">I", self.fw_cfg_read(0x19, 4))[0]
-        d = self.fw_cfg_read(0x19, 4 + 64 * n)
-        for i in range(n):
-            size, select = struct.unpack(">IH", d[4 + 64 * i:10 + 64 * i])
-            fname = d[12 + 64 * i:68 + 64 * i].split(b"\0")[0].decode()
-            if fname == name:
-                return self.fw_cfg_read(select, size)
-        return None
 
 
 def srat_memory(tables):
