@@ -34,7 +34,7 @@
 # "=== SPM-REPORT END ===" marker, 1 when it does not (the log's tail is shown
 # on stderr), 2 for usage errors.
 set -euo pipefail
-BUILD=${BUILD:-/work/main/build}
+BUILD=${BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
 export BUILD
 here=$(cd "$(dirname "$0")" && pwd)
 

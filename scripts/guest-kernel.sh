@@ -25,7 +25,7 @@
 # a new look-up. When apt cannot resolve anything (e.g. no lists) but an
 # earlier run left that file, it is printed instead.
 set -euo pipefail
-BUILD=${BUILD:-/work/main/build}
+BUILD=${BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
 export BUILD
 here=$(cd "$(dirname "$0")" && pwd)
 series=${1:-}

@@ -11,7 +11,7 @@
 # Cached: rebuilt only when the kernel package, busybox, guest-init.sh,
 # guest-spmtool.c or this script change (the inputs' digest is kept in initramfs-SERIES.stamp).
 set -euo pipefail
-BUILD=${BUILD:-/work/main/build}
+BUILD=${BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
 export BUILD
 here=$(cd "$(dirname "$0")" && pwd)
 series=${1:-}

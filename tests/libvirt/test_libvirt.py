@@ -1,6 +1,6 @@
 """spm-memory under a real libvirt daemon (examples/spm-memory-libvirt.xml).
 
-Run as root:  BUILD=/work/main/build /usr/bin/python3 -m pytest -q tests/libvirt
+Run as root, from the repository:  /usr/bin/python3 -m pytest -q tests/libvirt
 
 What it does:
 
