@@ -6,7 +6,8 @@
 #   trixie              QEMU 10.0.x source (deb-src); SeaBIOS 1.16.3, the
 #                       firmware QEMU 10.0 is tested with (binary, downloaded only)
 #   trixie-backports    SeaBIOS 1.17.0 source (deb-src)
-#   sid                 ovmf-generic >= 2026.05 (binary, downloaded only)
+#   sid                 ovmf-generic >= 2026.05 and the newest Linux 7.x guest
+#                       kernel (binary, downloaded only)
 #
 # Newer suites are pinned to priority 1 so that nothing is ever installed
 # from them by accident; we only download and extract from them.

@@ -7,7 +7,8 @@
 #
 # Options (each also settable through the environment variable shown):
 #   -q, --qemu PATH        QEMU binary        QEMU  ($BUILD/qemu-build/qemu-system-x86_64)
-#   -k, --kernel 6.1|6.12  guest kernel       GUEST_KERNEL   (6.12)
+#   -k, --kernel SERIES    guest kernel: 6.1, 6.12 or 7.x (the newest 7.N;
+#                          scripts/guest-kernel.sh)   GUEST_KERNEL   (6.12)
 #   -f, --firmware FW      GUEST_FIRMWARE (seabios):
 #                            seabios     QEMU's default BIOS
 #                            ovmf        Debian ovmf-generic 2026.x from sid
@@ -68,7 +69,10 @@ done
 if [ $have_extra = 0 ] && [ -n "${GUEST_QEMU_ARGS:-}" ]; then
     read -r -a extra <<< "$GUEST_QEMU_ARGS"
 fi
-case "$kernel" in 6.1|6.12) ;; *) echo "boot-guest: kernel must be 6.1 or 6.12" >&2; exit 2 ;; esac
+case "$kernel" in
+    6.1|6.12|[1-9].x|[1-9][0-9].x) ;;
+    *) echo "boot-guest: kernel must be 6.1, 6.12 or 7.x" >&2; exit 2 ;;
+esac
 [ -x "$qemu" ] || { echo "boot-guest: no QEMU binary at $qemu" >&2; exit 2; }
 
 # --- guest kernel and initramfs ---------------------------------------------

@@ -6,7 +6,7 @@ kernel, and reports where QEMU placed each device, what the guest's firmware
 map, /proc/iomem and SRAT say, and which dax devices and NUMA nodes the guest
 made of them. Writes a picture of the guest physical memory map as SVG.
 
-    demo.py [--kernel 6.1|6.12] [--firmware seabios|ovmf] [--svg PATH]
+    demo.py [--kernel 6.1|6.12|7.x] [--firmware seabios|ovmf] [--svg PATH]
 """
 import argparse
 import html
@@ -42,7 +42,8 @@ def rng(start, end):
 def svg_map(path, devices, report):
     """Guest physical memory: RAM, spm-memory by node, hotpluggable memory."""
     top = max([r["end"] + 1 for r in report["iomem"] if r["depth"] == 0
-               and r["name"] in ("System RAM", "Soft Reserved")] +
+               and r["name"] == "System RAM"] +
+              [d["memaddr"] + d["size"] for d in devices] +
               [s["end"] + 1 for s in report["srat"]])
     width, x0, bar_y, bar_h = 1100, 40, 70, 60
     nrows = len(devices) + 1 + sum(1 for s in report["srat"] if s["hotplug"])
@@ -96,7 +97,7 @@ def svg_map(path, devices, report):
                'memory (SRAT "hotplug"); colours: spm-memory (E820 soft '
                'reserved), one colour per NUMA node.</text>')
     out.append(f'<text x="40" y="{legend_y + 18}">In the guest each spm-memory '
-               'device is one "Soft Reserved" range, one dax device on its '
+               'device is one soft reserved E820 range, one dax device on its '
                'node.</text>')
     out.append("</svg>")
     with open(path, "w") as f:
@@ -105,7 +106,7 @@ def svg_map(path, devices, report):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--kernel", default="6.12", choices=["6.1", "6.12"])
+    ap.add_argument("--kernel", default="6.12", choices=spmguest.KERNELS)
     ap.add_argument("--firmware", default="seabios")
     ap.add_argument("--svg", default=os.path.join(spmguest.BUILD, "demo",
                                                   "memory-map.svg"))
@@ -129,7 +130,8 @@ def main():
     for e in rep["e820"]:
         if e["type"] == "soft reserved":
             print(f"  BIOS-e820: {rng(e['start'], e['end'])} soft reserved")
-    print("\n3. /proc/iomem, specific-purpose ranges:")
+    print("\n3. /proc/iomem, specific-purpose ranges (7.x shows no "
+          "\"Soft Reserved\" line):")
     for r in rep["iomem"]:
         if r["name"] in ("Soft Reserved", "System RAM (kmem)") or \
                 r["name"].startswith(("dax", "hmem")):
@@ -147,17 +149,23 @@ def main():
     for n in rep["nodes"]:
         print(f"  node {n['id']}: {n['memtotal_kb'] // 1024} MiB")
 
-    ok = sorted((r["start"], r["end"]) for r in rep["iomem"]
-                if r["name"] == "Soft Reserved") == \
-        sorted((d["memaddr"], d["memaddr"] + d["size"] - 1) for d in devices) \
-        and sorted((d["start"], d["target_node"]) for d in rep["dax"]) == \
-        sorted((d["memaddr"], d["node"]) for d in devices)
+    # The demo's devices are not adjacent: one E820 range and one dax
+    # device (sysfs and /proc/iomem) exactly over each, on its node.
+    want = sorted((d["memaddr"], d["memaddr"] + d["size"] - 1)
+                  for d in devices)
+    ok = len(devices) == 2 and spmguest.e820_soft_reserved(rep) == want \
+        and spmguest.iomem_ranges(rep, spmguest.DAX_NAME) == want \
+        and sorted((d["start"], d["size"], d["target_node"])
+                   for d in rep["dax"]) == \
+        sorted((d["memaddr"], d["size"], d["node"]) for d in devices) \
+        and sorted(d["node"] for d in devices) == [1, 2]
     os.makedirs(os.path.dirname(args.svg), exist_ok=True)
     svg_map(args.svg, devices, rep)
     print(f"\nPicture of the guest physical memory map: {args.svg}")
     print(f"Guest console log: {log}")
-    print("\nResult: " + ("each spm-memory device is one Soft Reserved range "
-                          "and one dax device on its own node in the guest."
+    print("\nResult: " + ("each spm-memory device is one soft reserved E820 "
+                          "range and one dax device on its own node in the "
+                          "guest."
                           if ok else "the guest does NOT see the devices as "
                           "QEMU placed them (see the log)."))
     return 0 if ok else 1

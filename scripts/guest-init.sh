@@ -4,7 +4,8 @@
 #
 # 1. mounts proc, sysfs, devtmpfs;
 # 2. loads the dax modules: device_dax, kmem, then dax_hmem (see "Modules");
-# 3. waits until every soft-reserved range has a dax device with a driver;
+# 3. waits until every soft reserved E820 range (dmesg "BIOS-e820: ... soft
+#    reserved") has a dax device with a driver;
 # 4. prints the report between "=== SPM-REPORT BEGIN ===" and
 #    "=== SPM-REPORT END ===" (parsed by scripts/parse-report.py);
 # 5. with spm.fill=MIB, fills and keeps checking spm-memory (spmtool);
@@ -21,7 +22,8 @@
 #   dmesg: <a kernel log line about e820, SRAT, soft reserved, dax/hmem/kmem>
 #   dax: name=dax0.0 start=0x... size=<bytes> target_node=N driver=device_dax|kmem|none
 #   node: id=N memtotal_kb=<kB>                        (each online node)
-#   wait: ms=<time spent waiting for dax probing> dax=<devices> soft_reserved=<ranges>
+#   wait: ms=<time spent waiting for dax probing> dax=<devices>
+#         soft_reserved=<soft reserved ranges in the boot log's E820 map>
 #
 # Kernel command line options (all optional):
 #   spm.modules=a,b,c  modules to insmod, in order (default device_dax,kmem,dax_hmem)
@@ -38,15 +40,20 @@
 #   spm.hold=1         after the report, stay up instead of powering off
 #
 # Modules: none of the three has module dependencies. dax_hmem creates one
-# dax region + device per "Soft Reserved" range (platform devices hmem.N made
+# dax region + device per soft reserved range (platform devices hmem.N made
 # at boot by the built-in part of CONFIG_DEV_DAX_HMEM_DEVICES); the dax bus then
 # binds device_dax (6.1: device_dax matches every dax device, kmem only by
-# explicit new_id) or kmem (6.12: hmem regions are "kmem type", device_dax does
-# not match them, and CONFIG_MHP_DEFAULT_ONLINE_TYPE_ONLINE_AUTO onlines the
-# memory at once). Order does not matter (checked on both kernels): a driver
-# loaded after dax_hmem binds the waiting device when it registers. Loading
-# the drivers first just makes binding happen inside dax_hmem's insmod.
-# Without device_dax (6.1) or kmem (6.12) the device stays unbound (driver=none).
+# explicit new_id) or kmem (6.12 and 7.x: hmem regions are "kmem type",
+# device_dax does not match them, and CONFIG_MHP_DEFAULT_ONLINE_TYPE_ONLINE_AUTO
+# onlines the memory at once). Order does not matter (checked on 6.1 and 6.12):
+# a driver loaded after dax_hmem binds the waiting device when it registers.
+# Loading the drivers first just makes binding happen inside dax_hmem's insmod.
+# Without device_dax (6.1) or kmem (6.12, 7.x) the device stays unbound
+# (driver=none).
+#
+# Soft reserved ranges are counted from the E820 map in the boot log, not from
+# /proc/iomem: Linux 7.x shows no "Soft Reserved" line there (the dax device
+# is a top-level resource), 6.x does.
 
 PATH=/bin:/sbin:/usr/bin:/usr/sbin
 export PATH
@@ -94,7 +101,8 @@ for m in $(echo "$SPM_MODULES" | tr ',' ' '); do
 done
 
 # --- wait for probing (no udev: drivers bind synchronously, but be patient) --
-soft_reserved=$(grep -c 'Soft Reserved' /proc/iomem)
+# (7.x pads the type: "]  soft reserved")
+soft_reserved=$(dmesg | grep -cE 'BIOS-e820: \[mem 0x[0-9a-f]+-0x[0-9a-f]+\] +soft reserved')
 dax_ready() {
     n=0
     for d in /sys/bus/dax/devices/*; do
@@ -162,7 +170,7 @@ sync
 # --- after the report ---------------------------------------------------------
 # spm.fill=MIB: fill MIB MiB of the first spm-memory device and keep checking
 # it (scripts/guest-spmtool.c): through /dev/dax0.0 when device_dax has it
-# (6.1), or as memory of its NUMA node when kmem onlined it (6.12). Runs
+# (6.1), or as memory of its NUMA node when kmem onlined it (6.12, 7.x). Runs
 # until QEMU is stopped, so that the tests can migrate, reset or poke the VM.
 spm_target() {
     d=/sys/bus/dax/devices/dax0.0

@@ -1,42 +1,73 @@
 #!/bin/bash
-# guest-kernel.sh 6.1|6.12
+# guest-kernel.sh 6.1|6.12|7.x
 #
-# Resolve the newest Debian kernel of the given series known to apt
-# (6.1: linux-image-6.1.0-NN-amd64 from bookworm; 6.12:
-# linux-image-6.12.NN+deb12-amd64 from bookworm-backports/-security),
+# Resolve the newest Debian kernel of the given series known to apt,
 # download and extract it (scripts/fetch-deb.sh, cached under $BUILD/deb),
-# and print KEY=VALUE lines, also written to $BUILD/guest/kernel-SERIES.env:
+# and print KEY=VALUE lines, also written to $BUILD/guest/kernel-SERIES.env.
+#
+# Series:
+#   6.1   linux-image-6.1.0-NN-amd64 (bookworm, bookworm-security)
+#   6.12  linux-image-6.12.NN+deb12-amd64 (bookworm-backports, bookworm-security)
+#   N.x   the newest Linux N.M of any suite apt knows (7.x: today 7.2 from
+#         sid): every release R with a package linux-image-R
+#         (R = N.M.P+debNN-amd64) whose version is >= N and < N+1. Debian
+#         splits these kernels: linux-image-R only depends on
+#         linux-binary-R (vmlinuz) and linux-modules-R (modules), which are
+#         used when apt knows them, linux-image-R itself otherwise.
 #
 #   KERNEL_SERIES=6.12
-#   KERNEL_PKG=linux-image-6.12.117+deb12-amd64
+#   KERNEL_PKG=linux-image-6.12.117+deb12-amd64   (package holding vmlinuz)
 #   KERNEL_PKG_VERSION=6.12.117-1~deb12u1
+#   KERNEL_MODULES_PKG=linux-image-6.12.117+deb12-amd64 (package holding the modules)
+#   KERNEL_MODULES_PKG_VERSION=6.12.117-1~deb12u1
 #   KERNEL_RELEASE=6.12.117+deb12-amd64          (uname -r in the guest)
 #   KERNEL_DIR=$BUILD/deb/linux-image-..._VER     (extracted package)
-#   VMLINUZ=$KERNEL_DIR/boot/vmlinuz-RELEASE
+#   VMLINUZ=$KERNEL_DIR/boot/vmlinuz-RELEASE      (or usr/lib/modules/RELEASE/vmlinuz)
 #   MOD_DEVICE_DAX=.../kernel/drivers/dax/device_dax.ko[.xz]
 #   MOD_KMEM=.../kernel/drivers/dax/kmem.ko[.xz]
 #   MOD_DAX_HMEM=.../kernel/drivers/dax/hmem/dax_hmem.ko[.xz]
 #
 # Usage from another script:  eval "$(scripts/guest-kernel.sh 6.12)"
-# Set GUEST_KERNEL_PKG to use a specific package instead of the newest one.
+# Set GUEST_KERNEL_PKG (linux-image-R or linux-binary-R) to use a specific
+# kernel release instead of the newest one.
 # Resolving costs several seconds of apt-cache, so the result is reused while
 # $BUILD/guest/kernel-SERIES.env is newer than apt's package lists (i.e. until
 # the next apt-get update) and its files exist; GUEST_KERNEL_REFRESH=1 forces
 # a new look-up. When apt cannot resolve anything (e.g. no lists) but an
 # earlier run left that file, it is printed instead.
+#
+# Only machine-usable apt output is read: `apt-cache pkgnames` (one package
+# name a line) and the version column of `apt-cache madison`.
 set -euo pipefail
 BUILD=${BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
 export BUILD
 here=$(cd "$(dirname "$0")" && pwd)
 series=${1:-}
+min_ver='' max_ver=''
 case "$series" in
-    6.1)  name_re='^linux-image-6\.1\.0-[0-9]+-amd64$' ;;
-    6.12) name_re='^linux-image-6\.12\.[0-9]+\+deb12-amd64$' ;;
-    *) echo "usage: $0 6.1|6.12" >&2; exit 2 ;;
+    6.1)  prefix=linux-image-6.1.0-
+          name_re='^linux-image-6\.1\.0-[0-9]+-amd64$' ;;
+    6.12) prefix=linux-image-6.12.
+          name_re='^linux-image-6\.12\.[0-9]+\+deb12-amd64$' ;;
+    [1-9].x|[1-9][0-9].x)
+          major=${series%.x}
+          prefix=linux-image-$major.
+          name_re="^linux-image-$major\\.[0-9]+\\.[0-9]+\\+deb[0-9]+-amd64\$"
+          min_ver=$major~ max_ver=$((major + 1))~ ;;
+    *) echo "usage: $0 6.1|6.12|7.x" >&2; exit 2 ;;
 esac
 out=$BUILD/guest
 env_file=$out/kernel-$series.env
 mkdir -p "$out"
+
+# release of a linux-image-R / linux-binary-R package name
+release_of() {
+    local r=${1#linux-image-}
+    r=${r#linux-binary-unsigned-}
+    echo "${r#linux-binary-}"
+}
+want_release=
+[ -z "${GUEST_KERNEL_PKG:-}" ] || want_release=$(release_of "$GUEST_KERNEL_PKG")
 
 # Cached answer still valid?
 if [ "${GUEST_KERNEL_REFRESH:-0}" != 1 ] && [ -s "$env_file" ] &&
@@ -45,24 +76,42 @@ if [ "${GUEST_KERNEL_REFRESH:-0}" != 1 ] && [ -s "$env_file" ] &&
     cached_ok=1
     while IFS='=' read -r k v; do
         case "$k" in
-            KERNEL_PKG) [ -z "${GUEST_KERNEL_PKG:-}" ] || [ "$v" = "$GUEST_KERNEL_PKG" ] || cached_ok=0 ;;
+            KERNEL_RELEASE) [ -z "$want_release" ] || [ "$v" = "$want_release" ] || cached_ok=0 ;;
             VMLINUZ|MOD_*) [ -f "$v" ] || cached_ok=0 ;;
         esac
     done < "$env_file"
+    # written before KERNEL_MODULES_PKG existed: resolve again
+    grep -q '^KERNEL_MODULES_PKG=' "$env_file" || cached_ok=0
     if [ $cached_ok = 1 ]; then cat "$env_file"; exit 0; fi
 fi
 
-pkg=${GUEST_KERNEL_PKG:-}
-if [ -z "$pkg" ]; then
-    # Newest package name of the series that apt can actually download.
-    for cand in $(apt-cache search --names-only "$name_re" 2>/dev/null |
-                  awk '{print $1}' | sort -rV); do
-        if [ -n "$(apt-cache madison "$cand" 2>/dev/null)" ]; then
-            pkg=$cand; break
+# "PACKAGE VERSION" for each binary version of the given packages that apt
+# can download (apt-cache madison: "package | version | archive").
+versions() {
+    [ $# -gt 0 ] || return 0
+    apt-cache madison "$@" 2>/dev/null |
+        awk -F'|' '{gsub(/ /, "", $1); gsub(/ /, "", $2)}
+                   $3 !~ /Sources[ ]*$/ {print $1, $2}'
+}
+
+release=$want_release
+if [ -z "$release" ]; then
+    # Newest release of the series that apt can actually download (one
+    # madison call for all candidate names: each apt-cache call takes seconds).
+    best='' best_ver=''
+    mapfile -t cands < <(apt-cache pkgnames "$prefix" 2>/dev/null | grep -E "$name_re" || true)
+    while read -r cand ver; do
+        if [ -n "$min_ver" ]; then
+            dpkg --compare-versions "$ver" ge "$min_ver" || continue
+            dpkg --compare-versions "$ver" lt "$max_ver" || continue
         fi
-    done
+        if [ -z "$best" ] || dpkg --compare-versions "$ver" gt "$best_ver"; then
+            best=$cand best_ver=$ver
+        fi
+    done < <(versions "${cands[@]}")
+    [ -z "$best" ] || release=$(release_of "$best")
 fi
-if [ -z "$pkg" ]; then
+if [ -z "$release" ]; then
     if [ -s "$env_file" ]; then
         echo "guest-kernel: apt knows no $series kernel; using cached $env_file" >&2
         cat "$env_file"; exit 0
@@ -71,11 +120,24 @@ if [ -z "$pkg" ]; then
     exit 1
 fi
 
+# Split kernels (Debian 7.x): vmlinuz in linux-binary-R, modules in
+# linux-modules-R; otherwise both in linux-image-R.
+known=$(versions "linux-binary-$release" "linux-modules-$release" | awk '{print $1}')
+pkg=linux-image-$release mpkg=linux-image-$release
+if grep -qx "linux-binary-$release" <<< "$known"; then pkg=linux-binary-$release; fi
+if grep -qx "linux-modules-$release" <<< "$known"; then mpkg=linux-modules-$release; fi
+
 dir=$("$here/fetch-deb.sh" "$pkg" '.*')
-release=${pkg#linux-image-}
-vmlinuz=$dir/boot/vmlinuz-$release
-moddir=$dir/lib/modules/$release/kernel/drivers/dax
-[ -d "$moddir" ] || moddir=$dir/usr/lib/modules/$release/kernel/drivers/dax
+mdir=$dir
+[ "$mpkg" = "$pkg" ] || mdir=$("$here/fetch-deb.sh" "$mpkg" '.*')
+vmlinuz=
+for f in "$dir/boot/vmlinuz-$release" "$dir/usr/lib/modules/$release/vmlinuz" \
+         "$dir/lib/modules/$release/vmlinuz"; do
+    [ -f "$f" ] && { vmlinuz=$f; break; }
+done
+[ -n "$vmlinuz" ] || { echo "guest-kernel: no vmlinuz for $release in $dir" >&2; exit 1; }
+moddir=$mdir/lib/modules/$release/kernel/drivers/dax
+[ -d "$moddir" ] || moddir=$mdir/usr/lib/modules/$release/kernel/drivers/dax
 find_mod() {
     local f
     for f in "$moddir/$1.ko" "$moddir/$1.ko.xz" "$moddir/$1.ko.zst"; do
@@ -84,7 +146,6 @@ find_mod() {
     echo "guest-kernel: $1 module not found under $moddir" >&2
     return 1
 }
-[ -f "$vmlinuz" ] || { echo "guest-kernel: $vmlinuz missing" >&2; exit 1; }
 m_dd=$(find_mod device_dax)
 m_kmem=$(find_mod kmem)
 m_hmem=$(find_mod hmem/dax_hmem)
@@ -94,6 +155,8 @@ cat > "$tmp" <<EOS
 KERNEL_SERIES=$series
 KERNEL_PKG=$pkg
 KERNEL_PKG_VERSION=$(cat "$dir/.done")
+KERNEL_MODULES_PKG=$mpkg
+KERNEL_MODULES_PKG_VERSION=$(cat "$mdir/.done")
 KERNEL_RELEASE=$release
 KERNEL_DIR=$dir
 VMLINUZ=$vmlinuz

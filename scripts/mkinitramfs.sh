@@ -1,10 +1,11 @@
 #!/bin/bash
-# mkinitramfs.sh 6.1|6.12
+# mkinitramfs.sh 6.1|6.12|7.x
 #
 # Build $BUILD/guest/initramfs-SERIES.cpio.gz for the newest Debian kernel of
-# the series (scripts/guest-kernel.sh): the host's busybox-static with its
-# applets as symlinks in /bin, the kernel's device_dax, kmem and dax_hmem
-# modules (decompressed) under /lib/modules/RELEASE/kernel/drivers/dax,
+# the series (scripts/guest-kernel.sh; 7.x: the newest 7.N): the host's
+# busybox-static with its applets as symlinks in /bin, the kernel's
+# device_dax, kmem and dax_hmem modules (decompressed) under
+# /lib/modules/RELEASE/kernel/drivers/dax,
 # scripts/guest-init.sh as /init and scripts/guest-spmtool.c built static as
 # /bin/spmtool. Prints the initramfs path.
 #
@@ -16,8 +17,8 @@ export BUILD
 here=$(cd "$(dirname "$0")" && pwd)
 series=${1:-}
 case "$series" in
-    6.1|6.12) ;;
-    *) echo "usage: $0 6.1|6.12" >&2; exit 2 ;;
+    6.1|6.12|[1-9].x|[1-9][0-9].x) ;;
+    *) echo "usage: $0 6.1|6.12|7.x" >&2; exit 2 ;;
 esac
 kenv=$("$here/guest-kernel.sh" "$series")
 eval "$kenv"
@@ -34,7 +35,7 @@ fi
 out=$BUILD/guest
 img=$out/initramfs-$series.cpio.gz
 stamp=$out/initramfs-$series.stamp
-key=$( { echo "$KERNEL_PKG $KERNEL_PKG_VERSION"
+key=$( { echo "$KERNEL_PKG $KERNEL_PKG_VERSION ${KERNEL_MODULES_PKG:-} ${KERNEL_MODULES_PKG_VERSION:-}"
          sha256sum "$busybox" "$here/guest-init.sh" "$here/guest-spmtool.c" "$0" |
              cut -d' ' -f1; } |
        sha256sum | cut -d' ' -f1)

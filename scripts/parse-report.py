@@ -17,6 +17,7 @@ JSON (all addresses and sizes are ints; "end" is inclusive, as Linux prints):
   "modules": [{"name": "kmem", "status": "ok", "error": null}, ...],
   "auto_online_blocks": "online",
   "wait": {"ms": 0, "dax": 1, "soft_reserved": 1},
+                                          # soft_reserved: E820 ranges in dmesg
   "iomem": [{"start": 0, "end": 4095, "name": "Reserved", "depth": 0,
              "parent": null}, ...],       # parent: index of enclosing range
   "dmesg": ["[    0.000000] BIOS-e820: [mem ...] usable", ...],
@@ -43,8 +44,10 @@ class ReportError(Exception):
 
 
 IOMEM_RE = re.compile(r"^( *)([0-9a-fA-F]+)-([0-9a-fA-F]+) : (.*)$")
+# 6.x: "BIOS-e820: [mem 0x...-0x...] soft reserved"; 7.x pads the type
+# ("]  soft reserved", "]  System RAM") and adds "[gap ...]" lines
 E820_RE = re.compile(
-    r"BIOS-e820: \[mem (0x[0-9a-fA-F]+)-(0x[0-9a-fA-F]+)\] (.+?)\s*$")
+    r"BIOS-e820: \[mem (0x[0-9a-fA-F]+)-(0x[0-9a-fA-F]+)\]\s+(.+?)\s*$")
 SRAT_RE = re.compile(
     r"SRAT: Node (\d+) PXM (\d+) \[mem (0x[0-9a-fA-F]+)-(0x[0-9a-fA-F]+)\]"
     r"((?: [a-z-]+)*)\s*$")

@@ -26,6 +26,44 @@ parse_report = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(parse_report)
 
 
+# Guest kernel series (scripts/guest-kernel.sh): Debian's 6.1 and 6.12
+# (bookworm) and the newest 7.N (today 7.2 from sid), and the
+# dax driver each binds to spm-memory: 6.1 leaves hmem dax devices to
+# device_dax (/dev/daxN.M), later kernels give them to kmem, which onlines
+# the memory on the device's node.
+KERNELS = ["6.1", "6.12", "7.x"]
+DRIVER = {"6.1": "device_dax", "6.12": "kmem", "7.x": "kmem"}
+
+
+def kernel_matches(series, release):
+    """Whether a guest's `uname -r` belongs to a kernel series: "6.12"
+    matches 6.12.117+deb12-amd64, "7.x" any 7.N release."""
+    if series.endswith(".x"):
+        return release.startswith(series[:-1])
+    return release.startswith(series + ".")
+
+
+# /proc/iomem name of a dax device's range (device_dax and kmem request it)
+DAX_NAME = re.compile(r"dax\d+\.\d+")
+
+
+def e820_soft_reserved(report):
+    """The soft reserved ranges of the guest's E820 map, as its boot log
+    printed them ("BIOS-e820: [mem S-E] soft reserved"): [(start, end)]."""
+    return sorted((e["start"], e["end"]) for e in report["e820"]
+                  if e["type"] == "soft reserved")
+
+
+def iomem_ranges(report, name):
+    """/proc/iomem ranges (any depth) named `name`, a string or a compiled
+    regular expression matching the whole name: [(start, end)]."""
+    if isinstance(name, str):
+        return sorted((r["start"], r["end"]) for r in report["iomem"]
+                      if r["name"] == name)
+    return sorted((r["start"], r["end"]) for r in report["iomem"]
+                  if name.fullmatch(r["name"]))
+
+
 # console lines of scripts/guest-spmtool.c ("spmtool fill")
 FILLED = r"spmtool: filled target=\S+ bytes=(\d+) checksum=(0x[0-9a-f]+) node=(-?\d+)"
 VERIFY = r"spmtool: verify round=\d+ checksum=(0x[0-9a-f]+) (ok|BAD)"
@@ -93,8 +131,9 @@ def boot(qemu_args, kernel="6.12", firmware="seabios", log=None, append=None,
          timeout=180):
     """Boot; return (QMP spm-memory device infos, parsed guest report).
 
-    firmware: "seabios" (QEMU's default BIOS), "ovmf" (Debian's 2026.x) or
-    a firmware file, as scripts/boot-guest.sh takes it.
+    kernel: a series of KERNELS. firmware: "seabios" (QEMU's default
+    BIOS), "ovmf" (Debian's 2026.x) or a firmware file, as
+    scripts/boot-guest.sh takes it.
     """
     if log is None:
         log = os.path.join(BUILD, "logs", "guest", f"boot-{kernel}.log")

@@ -1,8 +1,9 @@
 """Reliability with a running guest: live migration, hotplug refusal, reset.
 
-The guest (patched SeaBIOS, Debian 6.1 or 6.12) fills its spm-memory with a
-pattern (scripts/guest-spmtool.c: through /dev/dax0.0 on 6.1, as memory of
-the device's node on 6.12) and prints the checksum every second. Then:
+The guest (patched SeaBIOS, Debian 6.1, 6.12 or the newest 7.N) fills its
+spm-memory with a pattern (scripts/guest-spmtool.c: through /dev/dax0.0 on
+6.1, as memory of the device's node on 6.12 and 7.x) and prints the checksum
+every second. Then:
 
 - device_add of another spm-memory device and device_del of the device are
   refused over QMP, the guest runs on, its checksum unchanged;
@@ -13,7 +14,9 @@ the device's node on 6.12) and prints the checksum every second. Then:
   completes, and the guest, now on the destination, computes the same
   checksum.
 
-system_reset: after a reset the guest boots again and sees the same layout.
+system_reset: after a reset the guest boots again and sees the same layout
+(E820 soft reserved ranges from its boot log, dax ranges in /proc/iomem,
+SRAT, dax devices in sysfs).
 """
 import os
 import sys
@@ -60,7 +63,7 @@ def assert_running(guest):
     assert guest.qmp.cmd("query-status")["status"] == "running"
 
 
-@pytest.mark.parametrize("kernel", ["6.1", "6.12"])
+@pytest.mark.parametrize("kernel", spmguest.KERNELS)
 def test_running_guest(kernel):
     src = spmguest.Guest(machine(), os.path.join(LOGS, f"migrate-src-{kernel}.log"),
                          kernel=kernel, append="spm.fill=192")
@@ -70,7 +73,7 @@ def test_running_guest(kernel):
         m, pos = src.wait_for(FILLED, timeout=240)
         size, checksum, node = int(m.group(1)), m.group(2), int(m.group(3))
         assert size == 192 * MiB
-        if kernel == "6.12":
+        if spmguest.DRIVER[kernel] == "kmem":
             assert node == 1, "kmem memory is not on the spm-memory node"
         pos = assert_checksum_after(src, pos, checksum)
         report = src.reports()[0]
@@ -127,7 +130,7 @@ def test_running_guest(kernel):
             g.quit()
 
 
-@pytest.mark.parametrize("kernel", ["6.1", "6.12"])
+@pytest.mark.parametrize("kernel", spmguest.KERNELS)
 def test_system_reset(kernel):
     g = spmguest.Guest(machine(), os.path.join(LOGS, f"reset-{kernel}.log"),
                        kernel=kernel, append="spm.hold=1", reboot=True)
@@ -141,13 +144,16 @@ def test_system_reset(kernel):
         assert [d["data"] for d in g.qmp.cmd("query-memory-devices")] == devs
 
         def layout(rep):
-            return ([(r["start"], r["end"]) for r in rep["iomem"]
-                     if r["name"] == "Soft Reserved"],
+            return (spmguest.e820_soft_reserved(rep),
+                    spmguest.iomem_ranges(rep, spmguest.DAX_NAME),
                     rep["srat"], rep["e820"],
                     [(d["start"], d["size"], d["target_node"], d["driver"])
                      for d in rep["dax"]])
         assert layout(second) == layout(first)
-        assert layout(first)[0] == [(SPM_ADDR, SPM_ADDR + SPM_SIZE - 1)]
-        assert layout(first)[3][0][:3] == (SPM_ADDR, SPM_SIZE, 1)
+        spm_range = [(SPM_ADDR, SPM_ADDR + SPM_SIZE - 1)]
+        assert layout(first)[0] == spm_range
+        assert layout(first)[1] == spm_range
+        assert layout(first)[4] == [(SPM_ADDR, SPM_SIZE, 1,
+                                     spmguest.DRIVER[kernel])]
     finally:
         g.quit()

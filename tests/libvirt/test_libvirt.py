@@ -21,9 +21,10 @@ What it does:
    QEMU, a Debian 6.12 kernel, the report initramfs, a console log), starts
    it paused, asks QEMU (virsh qemu-monitor-command) where the two
    spm-memory devices are, resumes it and reads the guest's report from
-   the console log: "Soft Reserved" exactly over each device, its SRAT
-   entry on its node, one dax device per device on its node (kmem onlines
-   it: the node's memory is the device's size);
+   the console log: a soft reserved E820 range (boot log) exactly over each
+   device, its SRAT entry on its node, one dax device per device on its
+   node (sysfs, and its range in /proc/iomem), kmem onlines it: the node's
+   memory is the device's size;
 4. destroys and undefines the domain, stops libvirtd, removes what it made.
    Also on failure; logs are kept in $BUILD/logs/libvirt.
 """
@@ -300,10 +301,14 @@ def test_spm_memory_under_libvirt(libvirtd):
         libvirtd.virsh("resume", DOMAIN)
         report = wait_for_report(libvirtd, console_log)
 
-        # Soft Reserved exactly over each device (they are not adjacent)
-        sr = sorted((r["start"], r["end"]) for r in report["iomem"]
-                    if r["name"] == "Soft Reserved")
-        assert sr == [(a, a + s - 1) for _, a, s, _ in EXPECTED], report["iomem"]
+        # a soft reserved E820 range exactly over each device (they are not
+        # adjacent), and the dax device's range in /proc/iomem
+        devs = sorted((a, a + s - 1) for _, a, s, _ in EXPECTED)
+        assert spmguest.e820_soft_reserved(report) == devs, report["e820"]
+        assert spmguest.iomem_ranges(report, spmguest.DAX_NAME) == devs, \
+            report["iomem"]
+        assert spmguest.iomem_ranges(report, "System RAM (kmem)") == devs, \
+            report["iomem"]
         # each device's SRAT entry on its node, not hotpluggable
         for _, addr, size, node in EXPECTED:
             srat = [e for e in report["srat"] if e["start"] == addr]
