@@ -32,8 +32,11 @@
 # -serial file:LOG -kernel/-initrd/-append "console=ttyS0 panic=-1 ...".
 #
 # Prints "LOG SECONDS" on success. Exit status: 0 when the log holds the
-# "=== SPM-REPORT END ===" marker, 1 when it does not (the log's tail is shown
-# on stderr), 2 for usage errors.
+# "=== SPM-REPORT END ===" marker and QEMU exited with status 0, 1 otherwise
+# (the log's tail and QEMU's stderr are shown on stderr), 2 for usage errors.
+# QEMU runs in this script's process group: a caller that stops the script
+# stops QEMU by signalling the group (spmguest.boot() starts it as a
+# session leader and kills the group).
 set -euo pipefail
 BUILD=${BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
 export BUILD
@@ -127,15 +130,22 @@ rc=0
 timeout -k 5 "$timeout" "${cmd[@]}" >> "$log.qemu" 2>&1 < /dev/null || rc=$?
 secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
 
-if [ $rc = 124 ] || [ $rc = 137 ]; then
-    echo "boot-guest: QEMU killed after ${timeout}s timeout" >&2
-elif [ $rc != 0 ]; then
-    echo "boot-guest: QEMU exited with status $rc:" >&2
-    tail -n 20 "$log.qemu" >&2
-fi
+# Both must hold: the guest printed its whole report, and QEMU ended
+# cleanly (an abort at shutdown, a crash in unrealize or the timeout's kill
+# are failures even after a complete report).
+ok=1
 if ! tr -d '\r' < "$log" | grep -qx '=== SPM-REPORT END ==='; then
     echo "boot-guest: no report END marker in $log (${secs}s); last lines:" >&2
     tail -n 30 "$log" >&2
-    exit 1
+    ok=0
 fi
+if [ $rc = 124 ] || [ $rc = 137 ]; then
+    echo "boot-guest: QEMU killed after ${timeout}s timeout" >&2
+    ok=0
+elif [ $rc != 0 ]; then
+    echo "boot-guest: QEMU exited with status $rc:" >&2
+    tail -n 20 "$log.qemu" >&2
+    ok=0
+fi
+[ $ok = 1 ] || exit 1
 echo "$log $secs"

@@ -7,7 +7,9 @@
 #   libvirt   a real libvirtd runs examples/spm-memory-libvirt.xml (tests/libvirt)
 #   sanitize  ASan+UBSan build: spm-memory-test and a guest boot
 #   series    the QEMU series with cover letter, checkpatch-clean (series.sh)
-# CHECK_STAGES selects stages (default: all of them).
+# CHECK_STAGES selects stages (default: all of them); an unknown name is an
+# error. A stage fails when its command fails, when it reports a failed test,
+# or when it ran no test at all; skipped tests are counted and shown.
 set -uo pipefail
 BUILD=${BUILD:?}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,6 +18,14 @@ logs="$BUILD/logs"
 mkdir -p "$logs"
 stages=${CHECK_STAGES:-series qtests guest fuzz libvirt sanitize}
 QTESTS=("$@")
+
+known="series qtests guest fuzz libvirt sanitize"
+for s in $stages; do
+    case " $known " in
+        *" $s "*) ;;
+        *) echo "check: unknown stage '$s' (stages: $known)" >&2; exit 2 ;;
+    esac
+done
 
 stage() {
     case "$1" in
@@ -31,20 +41,36 @@ stage() {
     esac
 }
 
-passed=0 failed=0 bad=()
+# count N WORD...: the number before the first WORD in the line, else 0
+count() {
+    local line=$1 w n; shift
+    for w in "$@"; do
+        n=$(grep -oE "[0-9]+ $w" <<< "$line" | head -1 | cut -d' ' -f1)
+        [ -n "$n" ] && { echo "$n"; return; }
+    done
+    echo 0
+}
+
+passed=0 failed=0 skipped=0 bad=()
 for s in $stages; do
     echo "== $s"
     t0=$(date +%s)
     stage "$s" 2>&1 | tee "$logs/check-$s.log"
     rc=${PIPESTATUS[0]}
-    last=$(grep -E '[0-9]+ passed|[0-9]+ failed' "$logs/check-$s.log" | tail -1)
-    p=$(grep -oE '[0-9]+ passed' <<< "$last" | cut -d' ' -f1)
-    f=$(grep -oE '[0-9]+ (failed|error)' <<< "$last" | awk '{s += $1} END {print s + 0}')
-    p=${p:-0} f=${f:-0}
+    # the stage's own summary: its last line that counts tests
+    last=$(grep -E '[0-9]+ (passed|failed|error|errors|skipped)' \
+           "$logs/check-$s.log" | tail -1)
+    p=$(count "$last" passed)
+    f=$(( $(count "$last" failed) + $(count "$last" error errors) ))
+    k=$(count "$last" skipped)
     if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
-    [ "$rc" = 0 ] || bad+=("$s")
-    passed=$((passed + p)) failed=$((failed + f))
-    echo "-- $s: $p passed, $f failed in $(( $(date +%s) - t0 ))s"
+    if [ $((p + f)) = 0 ]; then
+        echo "check: stage $s ran no test"
+        f=1
+    fi
+    [ "$rc" = 0 ] && [ "$f" = 0 ] || bad+=("$s")
+    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + k))
+    echo "-- $s: $p passed, $f failed, $k skipped in $(( $(date +%s) - t0 ))s"
 done
-echo "check: $passed passed, $failed failed"
-[ ${#bad[@]} = 0 ] && [ "$failed" = 0 ]
+echo "check: $passed passed, $failed failed, $skipped skipped"
+[ ${#bad[@]} = 0 ]

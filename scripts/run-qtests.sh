@@ -22,8 +22,18 @@ for t in "$@"; do
     s=$(grep -cE '^ok [0-9]+ .*# SKIP' "$log" | head -1)
     f=$(grep -cE '^not ok [0-9]+' "$log" | head -1)
     p=$((p - s))
+    # The TAP plan ("1..N") says how many cases there are: every case that
+    # did not report (the binary aborted, hung or was killed) is a failure.
+    plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\).*/\1/p' "$log" | head -1)
+    if [ -z "$plan" ]; then
+        echo "    $t: no TAP plan in its output (did it start?)"
+        f=$((f + 1))
+    elif [ $((p + s + f)) -lt "$plan" ]; then
+        echo "    $t: $((plan - p - s - f)) of $plan cases did not run"
+        f=$((plan - p - s))
+    fi
     if [ $rc != 0 ] && [ "$f" = 0 ]; then
-        f=1     # crashed or timed out outside a test case
+        f=1     # failed outside a test case (e.g. at exit)
     fi
     passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
     status=PASS

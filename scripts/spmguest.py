@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import re
+import signal
 import socket
 import struct
 import subprocess
@@ -68,12 +69,6 @@ def iomem_ranges(report, name):
 FILLED = r"spmtool: filled target=\S+ bytes=(\d+) checksum=(0x[0-9a-f]+) node=(-?\d+)"
 VERIFY = r"spmtool: verify round=\d+ checksum=(0x[0-9a-f]+) (ok|BAD)"
 
-
-def free_port():
-    """A free TCP port on the loopback interface, for migration."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_migration(qmp, timeout=600):
@@ -147,20 +142,32 @@ def boot(qemu_args, kernel="6.12", firmware="seabios", log=None, append=None,
         cmd += ["--", *qemu_args, "-S",
                 "-qmp", f"unix:{qmp_path},server=on,wait=off"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
         try:
             qmp = Qmp(qmp_path, proc=proc)
             devices = [d["data"] for d in qmp.cmd("query-memory-devices")
                        if d["type"] == "spm-memory"]
             qmp.cmd("cont")
             qmp.close()
-        finally:
             out, err = proc.communicate(timeout=timeout + 60)
+        finally:
+            stop_group(proc)
     if proc.returncode != 0:
         raise RuntimeError(f"boot failed ({log}):\n{err}{out}")
     with open(log, errors="replace") as f:
         report = parse_report.parse_report(f.read())
     return devices, report
+
+
+def stop_group(proc):
+    """Kill what is left of the process group that `proc` leads (a
+    boot-guest.sh started with start_new_session=True, and its QEMU)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 class Guest:
@@ -186,12 +193,21 @@ class Guest:
         cmd += ["--", *qemu_args, "-qmp", f"unix:{qmp_path},server=on,wait=off"]
         cmd += ["-incoming", incoming] if incoming else ["-S"]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
+                                     stderr=subprocess.PIPE, text=True,
+                                     start_new_session=True)
         try:
             self.qmp = Qmp(qmp_path, proc=self.proc)
         except OSError:
-            self.proc.kill()
-            raise RuntimeError("QEMU did not start: " + self.proc.communicate()[1])
+            stop_group(self.proc)
+            raise RuntimeError("QEMU did not start: " + self.proc.stderr.read())
+
+    def qemu_stderr(self):
+        """What QEMU printed on stderr (boot-guest.sh keeps it in LOG.qemu)."""
+        try:
+            with open(self.log + ".qemu", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
 
     def text(self):
         try:
@@ -236,8 +252,8 @@ class Guest:
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            pass
+        stop_group(self.proc)
         self.tmp.cleanup()
 
 

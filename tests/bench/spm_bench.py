@@ -353,7 +353,6 @@ def bench_bandwidth(cfg, log):
 # --- 3. migration --------------------------------------------------------------
 
 FILLED = spmguest.FILLED
-free_port = spmguest.free_port
 wait_migration = spmguest.wait_migration
 
 
@@ -400,11 +399,12 @@ def bench_migration(cfg, log):
             raise RuntimeError("the two guests filled different data")
         # repetition -1 warms up: the first migration of a freshly booted
         # guest is slower than the later ones (of a migrated guest)
+        socket_dir = tempfile.mkdtemp(prefix="spm-bench-")
         for rep in range(-1, cfg["mig_reps"]):
             order = ("spm", "dimm") if rep % 2 == 0 else ("dimm", "spm")
             for kind in order:
                 src = guests[kind]
-                uri = f"tcp:127.0.0.1:{free_port()}"
+                uri = f"unix:{socket_dir}/migrate-{kind}-{rep + 1}.sock"
                 dst = start(kind, "dst", incoming=uri)
                 params = {"max-bandwidth": 1 << 40}
                 if cfg["downtime_limit"]:

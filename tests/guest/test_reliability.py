@@ -8,18 +8,29 @@ every second. Then:
 - device_add of another spm-memory device and device_del of the device are
   refused over QMP, the guest runs on, its checksum unchanged;
 - migration to destinations that do not match (no spm-memory device, the
-  device on another node, a backend of another size) fails, and the source
+  device on another node or address, a backend of another size) fails: the
+  destination says why in its own words, it refuses before the guest's
+  memory is sent (the source is throttled so that sending the filled memory
+  would take minutes, and the failure comes within seconds), and the source
   guest runs on with its checksum unchanged;
-- migration over loopback TCP to a destination with the same command line
+- migration over a unix socket to a destination with the same command line
   completes, and the guest, now on the destination, computes the same
   checksum.
+
+The checksum the guest prints is compared with one computed here from the
+pattern's definition (expected_checksum()), so memory that lost writes, or
+a destination that received other bytes, fails.
 
 system_reset: after a reset the guest boots again and sees the same layout
 (E820 soft reserved ranges from its boot log, dax ranges in /proc/iomem,
 SRAT, dax devices in sysfs).
 """
+import functools
 import os
+import re
 import sys
+import tempfile
+import time
 
 import pytest
 
@@ -32,19 +43,62 @@ LOGS = os.path.join(spmguest.BUILD, "logs", "guest")
 SPM_ADDR, SPM_SIZE = 0x100000000, 256 * MiB
 
 
-def machine(spm_node=1, spm_size="256M", spm=True):
+FILL_MIB = 192
+
+
+def machine(spm_node=1, spm_size="256M", spm=True, addr=None):
     args = ["-M", "q35", "-m", "1G,maxmem=8G",
             "-object", "memory-backend-ram,id=m0,size=1G",
             "-numa", "node,nodeid=0,memdev=m0,cpus=0-1",
             "-numa", "node,nodeid=1"]
     if spm:
+        dev = f"spm-memory,id=spm0,memdev=hbm0,node={spm_node}"
+        if addr is not None:
+            dev += f",addr={addr:#x}"
         args += ["-object", f"memory-backend-ram,id=hbm0,size={spm_size}",
-                 "-device", f"spm-memory,id=spm0,memdev=hbm0,node={spm_node}"]
+                 "-device", dev]
     return args
 
 
 FILLED, VERIFY = spmguest.FILLED, spmguest.VERIFY
-free_port = spmguest.free_port
+M64 = (1 << 64) - 1
+
+
+@functools.lru_cache()
+def expected_checksum(nbytes):
+    """The checksum of spmtool's fill, computed here from its definition:
+    word i is a splitmix64 finalizer of i + golden ratio, folded in order by
+    64-bit FNV-1a steps over whole words."""
+    s = 0xcbf29ce484222325
+    for i in range(nbytes // 8):
+        z = (i + 0x9e3779b97f4a7c15) & M64
+        z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & M64
+        z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & M64
+        s = ((s ^ z ^ (z >> 31)) * 0x100000001b3) & M64
+    return f"{s:#018x}"
+
+
+# Destinations that must refuse the stream, and what each says (QEMU's
+# stderr of the destination): RAM's setup section, which lists the RAM
+# blocks, refuses a missing or resized backend; the device's section a
+# device at another address or node.
+SRC_STATE = r"the source has addr 0x100000000 size 0x10000000 node 1"
+MISMATCHED = [
+    ("no-device", machine(spm=False),
+     r'Unknown ramblock "hbm0", cannot accept migration'),
+    ("other-node", machine(spm_node=0),
+     SRC_STATE + r", this destination has addr 0x100000000 size 0x10000000"
+     r" node 0"),
+    ("other-addr", machine(addr=0x140000000),
+     SRC_STATE + r", this destination has addr 0x140000000 size 0x10000000"
+     r" node 1"),
+    # RAM's setup section (the list of RAM blocks) comes before the device's
+    ("other-size", machine(spm_size="512M"),
+     r"Size mismatch: hbm0: 0x10000000 != 0x20000000"),
+]
+# Throttle for the mismatched migrations: sending the filled spm-memory
+# alone would take FILL_MIB seconds.
+THROTTLE = 1 << 20
 
 
 def wait_migration(qmp):
@@ -66,13 +120,15 @@ def assert_running(guest):
 @pytest.mark.parametrize("kernel", spmguest.KERNELS)
 def test_running_guest(kernel):
     src = spmguest.Guest(machine(), os.path.join(LOGS, f"migrate-src-{kernel}.log"),
-                         kernel=kernel, append="spm.fill=192")
+                         kernel=kernel, append=f"spm.fill={FILL_MIB}")
     dsts = []
+    sockets = tempfile.TemporaryDirectory()
     try:
         src.qmp.cmd("cont")
+        checksum = expected_checksum(FILL_MIB * MiB)
         m, pos = src.wait_for(FILLED, timeout=240)
-        size, checksum, node = int(m.group(1)), m.group(2), int(m.group(3))
-        assert size == 192 * MiB
+        size, node = int(m.group(1)), int(m.group(3))
+        assert (size, m.group(2)) == (FILL_MIB * MiB, checksum), m.group(0)
         if spmguest.DRIVER[kernel] == "kmem":
             assert node == 1, "kmem memory is not on the spm-memory node"
         pos = assert_checksum_after(src, pos, checksum)
@@ -91,30 +147,36 @@ def test_running_guest(kernel):
         assert_running(src)
         pos = assert_checksum_after(src, pos, checksum)
 
-        # mismatched destinations: migration fails, the source runs on
+        # mismatched destinations: each refuses, in its own words, before
+        # the memory is sent; the source runs on
         src.qmp.cmd("migrate-set-capabilities", capabilities=[
             {"capability": "return-path", "state": True}])
-        for name, args in [("no-device", machine(spm=False)),
-                           ("other-node", machine(spm_node=0)),
-                           ("other-size", machine(spm_size="512M"))]:
+        src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": THROTTLE})
+        for name, args, error in MISMATCHED:
             dst = spmguest.Guest(args, os.path.join(
                 LOGS, f"migrate-dst-{name}-{kernel}.log"), kernel=kernel,
                 incoming="defer")
             dsts.append(dst)
             dst.qmp.cmd("migrate-set-capabilities", capabilities=[
                 {"capability": "return-path", "state": True}])
-            uri = f"tcp:127.0.0.1:{free_port()}"
+            uri = f"unix:{sockets.name}/{name}.sock"
             dst.qmp.cmd("migrate-incoming", uri=uri)
+            start = time.monotonic()
             src.qmp.cmd("migrate", uri=uri)
             assert wait_migration(src.qmp) == "failed", name
-            assert dst.proc.wait(timeout=60) != 0, name
+            secs = time.monotonic() - start
+            assert secs < FILL_MIB / 8, f"{name}: refused after {secs:.0f}s"
+            dst.proc.wait(timeout=60)
+            assert re.search(error, dst.qemu_stderr()), \
+                f"{name}: {dst.qemu_stderr()}"
             assert_running(src)
             pos = assert_checksum_after(src, pos, checksum)
 
         # the real thing
         src.qmp.cmd("migrate-set-capabilities", capabilities=[
             {"capability": "return-path", "state": False}])
-        uri = f"tcp:127.0.0.1:{free_port()}"
+        src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 40})
+        uri = f"unix:{sockets.name}/migrate.sock"
         dst = spmguest.Guest(machine(), os.path.join(
             LOGS, f"migrate-dst-{kernel}.log"), kernel=kernel, incoming=uri)
         dsts.append(dst)
@@ -128,6 +190,7 @@ def test_running_guest(kernel):
     finally:
         for g in dsts + [src]:
             g.quit()
+        sockets.cleanup()
 
 
 @pytest.mark.parametrize("kernel", spmguest.KERNELS)
