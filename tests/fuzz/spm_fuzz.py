@@ -1,15 +1,34 @@
 #!/usr/bin/env python3
-"""Randomized spm-memory configurations against the built QEMU.
+"""Randomized spm-memory configurations against the built QEMU, with a model.
 
     spm_fuzz.py [--seed N] [--count N] [--time-limit SECONDS] [--qemu PATH]
 
-Draws machine types, RAM and maxmem, NUMA nodes, pc-dimms and up to four
-spm-memory devices with backends of every kind (ram, memfd, file; share,
-prealloc), sizes, nodes and addresses (none, valid, misaligned,
-overlapping, adjacent, out of range, memdev missing or reused). Every case
-must either start, with query-memory-devices, etc/e820 and the SRAT agreeing
-with each other, or exit with status 1 and an error message. A crash, an
-abort, a hang (timeout) or a disagreement is a failure; its command line is
+Draws machine types (pc, q35, their 5.0 versions, microvm, none), ACPI on or
+off, an HMAT, RAM (up to 64 GiB, which raises the alignment to 2 GiB), maxmem
+and slots, 0 to 4 NUMA nodes (rarely a second CPU on another node), pc-dimms
+(with and without addr) and up to four spm-memory devices with backends of
+every kind (ram, memfd, file; share, prealloc; read-only, rom and
+copy-on-write files), sizes, nodes (given, unset, out of range) and
+addresses (none, valid, misaligned, overlapping, adjacent, out of range),
+memdevs missing, unknown, of the wrong type or already in use. A few
+"faulty" cases break many rules at once, so that the order of the rules
+counts.
+
+The generator knows what it drew, and a model of the device's rules (an
+ordered list, SPM_RULES, written from the rules rather than from QEMU's
+code: placement is a search over every aligned address) predicts each case:
+QEMU must either refuse it with exit status 1 and the message of one rule
+(the first rule that the first failing device breaks; the message names the
+device, the property and the values), or start with
+every device where the model put it: query-memory-devices (id, address,
+size, node, memdev of each spm-memory device; address and size of each
+pc-dimm), etc/e820 (one soft-reserved entry exactly over each device, no
+other) and the SRAT (an ENABLED entry exactly over each device at its node,
+the rest of device memory HOTPLUGGABLE|ENABLED at the last node, in (node,
+address) order; a zero-length ENABLED entry for each node without CPUs or
+boot memory when a device exists; nodes first named in the order the guest
+must number them). A crash, an abort, a hang (timeout), or any difference
+between prediction and outcome is a failure; both and the command line are
 printed. The draw depends only on the seed, so failures can be replayed.
 """
 import argparse
@@ -32,48 +51,118 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 from spmguest import Qtest  # noqa: E402
 QEMU = os.path.join(os.environ.get("BUILD", os.path.join(ROOT, "build")),
                     "qemu-build", "qemu-system-x86_64")
-ALIGN = 128 * MiB
+ALIGN = 128 * MiB          # spm-memory alignment (2 GiB when boot RAM ends >= 64 GiB)
+DIMM_ALIGN = 2 * MiB       # a memory-backend-ram's alignment (QEMU_VMALLOC_ALIGN)
 SOFT_RESERVED = 0xefffffff
+SRAT_ENABLED, SRAT_HOTPLUG = 1, 3
 TIMEOUT = 30
+
+PC_MACHINES = ("q35", "pc", "pc-q35-5.0", "pc-i440fx-5.0")
+MACHINES = {"q35": 40, "pc": 40, "pc-q35-5.0": 5, "pc-i440fx-5.0": 5,
+            "microvm": 7, "none": 3}
+FAULTY_MACHINES = {"q35": 25, "pc": 25, "pc-q35-5.0": 20, "pc-i440fx-5.0": 20,
+                   "microvm": 5, "none": 5}
+KINDS = {"ram": 20, "memfd": 15, "file": 15, "ram-share": 12, "ram-prealloc": 10,
+         "file-share": 12, "file-ro": 2, "file-rom": 2, "file-cow": 3}
+
+
+def align_up(x, a):
+    return (x + a - 1) // a * a
+
+
+class Dev:
+    """One -device as drawn: an spm-memory device or a pc-dimm."""
+
+    def __init__(self, kind, id, memdev, node=None, addr=None):
+        self.kind, self.id, self.memdev = kind, id, memdev
+        self.node, self.addr = node, addr       # None: not given
 
 
 class Case:
-    """One drawn configuration, and what the oracle needs to know of it."""
+    """One drawn configuration: the command line and what it was drawn from."""
 
     def __init__(self, rng, tmpdir):
         self.args = ["-display", "none", "-nodefaults", "-S"]
-        self.machine = rng.choices(["q35", "pc", "microvm"], [45, 45, 10])[0]
-        ram = rng.choice([512, 1024])
+        # a faulty case breaks many rules at once, so that their order counts
+        f = self.faulty = rng.random() < 0.08
+        self.machine = rng.choices(list(MACHINES), list(
+            (FAULTY_MACHINES if f else MACHINES).values()))[0]
+        self.pc = self.machine in PC_MACHINES
+        big = self.pc and rng.random() < 0.03
+        self.acpi = self.machine == "none" or rng.random() >= (0.25 if f else 0.03)
+        ram = 64 * 1024 if big else rng.choices([512, 1024, 3072, 3584],
+                                               [40, 40, 10, 10])[0]
         self.ram = ram * MiB
-        self.maxmem = None if rng.random() < 0.1 else \
-            self.ram + rng.choice([512, 1024, 2048, 4096, 8192]) * MiB
-        self.dimms = rng.choice([0, 0, 0, 1])
+        r = rng.random()
+        if r < (0.15 if f else 0.06):
+            self.maxmem = None
+        elif r < (0.3 if f else 0.08):
+            self.maxmem = self.ram
+        else:
+            self.maxmem = self.ram + rng.choice(
+                [4096, 8192, 16384] if big else [512, 1024, 2048, 4096, 8192]) * MiB
+        self.slots = 0
+        if self.pc and self.maxmem and self.maxmem > self.ram and rng.random() < 0.4:
+            self.slots = rng.choice([1, 2])
+        self.nodes = 0 if self.machine == "none" else \
+            rng.choices([0, 1, 2, 3, 4], [15, 15, 30, 25, 15])[0]
+        # CPU i is on node cpu_nodes[i]; rarely a second CPU on another node
+        self.cpu_nodes = [0]
+        if self.pc and self.nodes >= 2 and rng.random() < (0.5 if f else 0.12):
+            self.cpu_nodes = [0, rng.randrange(self.nodes)]
+            self.args += ["-smp", "2"]
+        self.hmat = self.pc and self.nodes >= 1 and rng.random() < 0.15
+
+        mopts = self.machine
+        if not self.acpi:
+            mopts += ",acpi=off"
+        if self.hmat:
+            mopts += ",hmat=on"
+        self.ram0 = self.nodes > 0 or big   # boot RAM from backend ram0
+        if big and not self.nodes:
+            mopts += ",memory-backend=ram0"
         mem = f"{ram}M"
         if self.maxmem:
             mem += f",maxmem={self.maxmem // MiB}M"
-            if self.dimms:
-                mem += ",slots=2"
-        self.args += ["-M", self.machine, "-m", mem]
-        self.nodes = rng.choices([0, 1, 2, 3, 4], [15, 15, 30, 25, 15])[0]
-        if self.nodes:
-            self.args += ["-object", f"memory-backend-ram,id=ram0,size={ram}M",
-                          "-numa", "node,nodeid=0,memdev=ram0"]
-            for n in range(1, self.nodes):
-                self.args += ["-numa", f"node,nodeid={n}"]
-        for i in range(self.dimms):
-            self.args += ["-object", f"memory-backend-ram,id=dimmmem{i},size=256M",
-                          "-device", f"pc-dimm,id=dimm{i},memdev=dimmmem{i}"]
-        base = 1 << 32     # device memory at 4 GiB with at most 1 GiB of RAM
+        if self.slots:
+            mem += f",slots={self.slots}"
+        self.args += ["-M", mopts, "-m", mem]
+        if self.ram0:
+            self.args += ["-object", f"memory-backend-ram,id=ram0,size={ram}M"
+                          + (",reserve=off" if big else "")]
+        for n in range(self.nodes):
+            opts = f"node,nodeid={n}"
+            if n == 0:
+                opts += ",memdev=ram0"
+            cpus = [str(i) for i, c in enumerate(self.cpu_nodes) if c == n]
+            if len(self.cpu_nodes) > 1 and cpus:
+                opts += ",cpus=" + (cpus[0] if len(cpus) == 1 else f"{cpus[0]}-{cpus[-1]}")
+            if self.hmat:
+                opts += f",initiator={n if n in self.cpu_nodes else 0}"
+            self.args += ["-numa", opts]
+
+        lay = layout(self)
+        align = lay["align"]
+        base = lay["base"] if lay["devmem"] else 1 << 32
+        devend = base + (lay["devmem"] or 0)
         end = base + (self.maxmem or self.ram) - self.ram
-        self.spm = []      # (id, size, node, addr or None)
-        backends = []
-        for i in range(rng.choices([0, 1, 2, 3, 4], [10, 35, 30, 15, 10])[0]):
-            size = rng.choices([128, 256, 512, 1024, 384, 100, 192],
-                               [20, 25, 20, 10, 10, 8, 7])[0] * MiB
-            kind = rng.choice(["ram", "memfd", "file", "ram-share",
-                               "ram-prealloc", "file-share"])
-            if kind == "ram-prealloc" and size > 256 * MiB:
-                size = 256 * MiB
+
+        self.backends = {}          # id -> (size, read-only ROM)
+        self.devs = []
+        spm = []
+        for i in range(rng.choices([0, 1, 2, 3, 4], [10, 30, 30, 18, 12])[0]):
+            if big:
+                size = rng.choices([2048, 4096, 1024, 3072], [40, 30, 15, 15])[0] * MiB
+            else:
+                size = rng.choices([128, 256, 512, 1024, 384, 100, 192],
+                                   [25, 25, 20, 10, 10, 4, 4])[0] * MiB
+            if f and rng.random() < 0.4:
+                size = rng.choice([100, 192]) * MiB
+            kind = rng.choices(list(KINDS), list(KINDS.values()))[0]
+            if f and rng.random() < 0.3:
+                kind = rng.choice(["file-ro", "file-rom"])
+            if kind == "ram-prealloc" and (size > 256 * MiB or big):
+                kind = "ram"
             memdev = f"hbm{i}"
             obj = {"ram": "memory-backend-ram", "memfd": "memory-backend-memfd",
                    "file": "memory-backend-file"}[kind.split("-")[0]]
@@ -84,48 +173,376 @@ class Case:
                 opts += ",share=on"
             if kind.endswith("prealloc"):
                 opts += ",prealloc=on"
-            r = rng.random()
-            if r < 0.04:
+            if kind in ("file-ro", "file-rom", "file-cow"):
+                opts += ",readonly=on" + {"file-ro": "", "file-rom": ",rom=on",
+                                          "file-cow": ",rom=off"}[kind]
+            used = [d.memdev for d in self.devs if d.memdev in self.backends]
+            if self.ram0:
+                used.append("ram0")
+            r = rng.random() * (0.25 if f else 1)
+            if r < 0.025:
                 memdev = "nope"                 # not found
-            elif r < 0.07 and backends:
-                memdev = rng.choice(backends)   # already in use
-            elif r < 0.09:
+            elif r < 0.055 and used:
+                memdev = rng.choice(used)       # already in use
+            elif r < 0.07:
                 memdev = None                   # missing
+            elif r < 0.08 and self.devs:
+                memdev = rng.choice(self.devs).id   # not a memory backend
             else:
+                if kind in ("file-ro", "file-rom", "file-cow"):
+                    with open(os.path.join(tmpdir, memdev), "wb") as fh:
+                        fh.truncate(size)
                 self.args += ["-object", opts]
-                backends.append(memdev)
-            node = rng.randrange(max(self.nodes, 1))
-            if rng.random() < 0.05:
+                # rom defaults to readonly's value; rom=off maps the file
+                # privately (copy on write): writable memory
+                self.backends[memdev] = (size, kind in ("file-ro", "file-rom"))
+            size = self.backends[memdev][0] if memdev in self.backends else size
+            r = rng.random() * (0.1 if f else 1)
+            if r < 0.03:
+                node = None
+            elif r < 0.06:
                 node = max(self.nodes, 1)       # no such node
-            r = rng.random()
-            prev = [s for s in self.spm if s[3] is not None]
-            if r < 0.55:
-                addr = None
-            elif r < 0.75:
-                addr = base + rng.randrange(0, max((end - base) // ALIGN, 1)) * ALIGN
-            elif r < 0.82:
-                addr = base + rng.randrange(1, 1 << 12) * 4096 * 7
-            elif r < 0.88 and prev:
-                addr = prev[-1][3] + rng.choice([0, ALIGN])          # overlap
-            elif r < 0.94 and prev:
-                addr = prev[-1][3] + prev[-1][1]                     # adjacent
             else:
-                addr = rng.choice([0x80000000, end, 1 << 46])        # outside
-            dev = f"spm-memory,id=spm{i}"
-            if memdev:
-                dev += f",memdev={memdev}"
-            dev += f",node={node}"
-            if addr is not None:
-                dev += f",addr={addr:#x}"
-            self.args += ["-device", dev]
-            self.spm.append((f"spm{i}", size, node, addr))
+                node = rng.randrange(max(self.nodes, 1))
+            r = rng.random()
+            prev = [(a, s) for a, s in spm if a]
+            if self.hmat and prev and r < 0.3:
+                r = 0.85                        # adjacent, allowed with an HMAT
+            elif f and r < 0.4:
+                r = rng.choice([0.7, 0.95])     # misaligned, or outside
+            if r < 0.5:
+                addr = None
+            elif r < 0.68:
+                addr = base + rng.randrange(0, max((devend - base) // align, 1)) * align
+            elif r < 0.72:
+                addr = base + rng.randrange(1, 1 << 12) * 4096 * 7
+            elif r < 0.80 and prev:
+                addr = prev[-1][0] + rng.choice([0, align])            # overlap
+            elif r < 0.90 and prev:
+                a, s = rng.choice(prev)                                 # adjacent
+                addr = rng.choice([a + s, a - size])
+            elif r < 0.90:
+                addr = None
+            else:
+                addr = rng.choice([0x80000000, end, devend, devend - align,
+                                   1 << 46, 0])        # outside, or 0: placed
+            dev = Dev("spm", f"spm{i}", memdev, node, addr)
+            self.devs.append(dev)
+            spm.append((addr, size))
+        for i in range(rng.randint(0, self.slots)):
+            size = rng.choice([256, 256, 128, 64]) * MiB
+            self.backends[f"dimmmem{i}"] = (size, False)
+            self.args += ["-object", f"memory-backend-ram,id=dimmmem{i},size={size // MiB}M"]
+            r = rng.random()
+            addr = None
+            if r < 0.1:
+                addr = base + rng.randrange(0, (devend - base) // DIMM_ALIGN) * DIMM_ALIGN
+            elif r < 0.13:
+                addr = rng.choice([base + 0x1000, devend])
+            self.devs.insert(rng.randrange(len(self.devs) + 1),
+                             Dev("dimm", f"dimm{i}", f"dimmmem{i}", addr=addr))
+        for d in self.devs:
+            opts = "spm-memory" if d.kind == "spm" else "pc-dimm"
+            opts += f",id={d.id}"
+            if d.memdev:
+                opts += f",memdev={d.memdev}"
+            if d.node is not None:
+                opts += f",node={d.node}"
+            if d.addr is not None:
+                opts += f",addr={d.addr:#x}"
+            self.args += ["-device", opts]
 
     def cmdline(self, qemu):
         return " ".join(shlex.quote(a) for a in [qemu] + self.args)
 
 
-def srat_memory(tables):
-    """Memory affinity entries of the SRAT in etc/acpi/tables, in order."""
+# ---------------------------------------------------------------- the model
+
+def layout(case):
+    """The machine as the rules describe it, before any device."""
+    nodes = case.nodes
+    if case.pc and not nodes:
+        # current pc and q35 add a node when there is device memory or
+        # slots; the 5.0 machine types only for slots
+        old = case.machine.endswith("-5.0")
+        if case.slots or (not old and case.maxmem and case.maxmem > case.ram):
+            nodes = 1
+    below, above = case.ram, 0
+    if case.machine in ("q35", "pc-q35-5.0"):
+        lowmem = 0x80000000 if case.ram >= 0xb0000000 else 0xb0000000
+    else:
+        lowmem = 0xc0000000 if case.ram >= 0xe0000000 else 0xe0000000
+    if case.pc and case.ram >= lowmem:
+        below, above = lowmem, case.ram - lowmem
+    boot_end = (1 << 32) + above if above else below
+    devmem = None
+    if case.pc and case.maxmem and case.maxmem > case.ram:
+        devmem = case.maxmem - case.ram + case.slots * GiB
+    return {
+        "nodes": nodes,
+        "base": align_up((1 << 32) + above, GiB),
+        "devmem": devmem,
+        "align": 2 * GiB if boot_end >= 64 * GiB else ALIGN,
+    }
+
+
+def guest_order(case, nodes):
+    """Node ids in the order a guest numbers them: nodes with CPUs first,
+    in CPU order, then the others in ascending order."""
+    order = []
+    for n in case.cpu_nodes + list(range(nodes)):
+        if n < nodes and n not in order:
+            order.append(n)
+    return order
+
+
+class Prediction:
+    def __init__(self, rule=None, msg=None, placed=None, lay=None):
+        self.rule, self.msg = rule, msg     # a refusal: rule name, message
+        self.placed = placed                # a start: [(dev, addr, size)]
+        self.lay = lay
+
+    def __str__(self):
+        if self.rule:
+            return f"refusal by rule {self.rule}: {self.msg}"
+        return "start with " + (", ".join(
+            f"{d.id} at {a:#x} size {s:#x}" + (f" node {d.node}" if d.kind == "spm" else "")
+            for d, a, s in self.placed) or "no memory device")
+
+
+def overlaps(a, s, b, t):
+    return a < b + t and b < a + s
+
+
+class State:
+    """The machine while the devices are added in command-line order."""
+
+    def __init__(self, case):
+        self.case = case
+        self.lay = layout(case)
+        self.nodes = self.lay["nodes"]
+        self.base, self.devmem = self.lay["base"], self.lay["devmem"]
+        self.align = self.lay["align"]
+        self.devend = self.base + (self.devmem or 0)
+        self.total = (case.maxmem or case.ram) - case.ram     # maxmem - ram
+        self.mapped = {"ram0"} if case.ram0 else set()      # backends in use
+        self.placed = []                                    # (dev, addr, size)
+        self.order = guest_order(case, self.nodes)
+
+    def used(self):
+        return sum(s for _, _, s in self.placed)
+
+    def free_addr(self, size, step, gap):
+        """The lowest multiple of `step` in device memory where `size` bytes
+        overlap no memory device and keep gap(device) bytes away from each."""
+        for a in range(align_up(self.base, step), self.devend - size + 1, step):
+            if not any(a < b + t + gap(o) and b < a + size + gap(o)
+                       for o, b, t in self.placed):
+                return a
+        return None
+
+
+# The rules of spm-memory on pc and q35, in the order QEMU checks them; each
+# returns (rule, message) when device d with `size` bytes breaks it.
+def r_acpi(st, d, size):
+    if not st.case.acpi:
+        return "acpi-off", "property 'node' needs an ACPI SRAT, and the machine has ACPI disabled"
+
+
+def r_guest_node(st, d, size):
+    if d.node is not None and d.node < st.nodes and st.order.index(d.node) != d.node:
+        return "guest-node", (f"property 'node' value {d.node} would be NUMA "
+                              f"node {st.order.index(d.node)} in the guest")
+
+
+def r_memdev_unset(st, d, size):
+    if d.memdev is None:
+        return "memdev-unset", "property 'memdev' is not set"
+
+
+def r_memdev_in_use(st, d, size):
+    if d.memdev in st.mapped:
+        return "memdev-in-use", f"property 'memdev' value '{d.memdev}' is already in use"
+
+
+def r_memdev_read_only(st, d, size):
+    if d.memdev in st.case.backends and st.case.backends[d.memdev][1]:
+        return "memdev-read-only", f"property 'memdev' value '{d.memdev}' is read-only memory"
+
+
+def r_device_memory(st, d, size):
+    if st.devmem is None:
+        return "no-device-memory", "the machine has no device memory"
+
+
+def r_node_unset(st, d, size):
+    if d.node is None:
+        return "node-unset", "property 'node' is not set"
+
+
+def r_no_numa(st, d, size):
+    if st.nodes == 0:
+        return "no-numa", f"property 'node' value {d.node} needs NUMA nodes, and the machine has none"
+
+
+def r_node_range(st, d, size):
+    if d.node >= st.nodes:
+        return "node-range", (f"property 'node' value {d.node} is not a NUMA node "
+                              f"of this machine, which has {st.nodes} node(s)")
+
+
+def r_size_align(st, d, size):
+    if size == 0 or size % st.align:
+        return "size-align", (f"size {size:#x} of memdev '{d.memdev}' is not a "
+                              f"multiple of {st.align:#x}")
+
+
+def r_size_left(st, d, size):
+    left = st.total - st.used()
+    if size > left:
+        return "size-exceeds", (f"size {size:#x} of memdev '{d.memdev}' exceeds "
+                                f"the device memory left by maxmem: {left:#x} of "
+                                f"{st.total:#x}")
+
+
+def r_addr_align(st, d, size):
+    if d.addr and d.addr % st.align:        # addr=0 is the default: placed
+        return "addr-align", (f"property 'addr' value {d.addr:#x} is not aligned "
+                              f"to {st.align:#x}")
+
+
+def r_addr_outside(st, d, size):
+    if d.addr and not (st.base <= d.addr and d.addr + size <= st.devend):
+        return "addr-outside", (f"property 'addr' value {d.addr:#x} with size "
+                                f"{size:#x} is outside device memory "
+                                f"[{st.base:#x}, {st.devend:#x})")
+
+
+def r_addr_conflict(st, d, size):
+    """Overlapping a memory device, or touching an spm-memory device without
+    an HMAT: the message names the lowest such device."""
+    if not d.addr:
+        return None
+    for o, a, s in sorted(st.placed, key=lambda p: p[1]):
+        if overlaps(d.addr, size, a, s):
+            return "addr-overlap", (f"property 'addr' value {d.addr:#x} with size "
+                                    f"{size:#x} overlaps memory device '{o.id}' "
+                                    f"at [{a:#x}, {a + s - 1:#x}]")
+        if o.kind == "spm" and not st.case.hmat and \
+                (a + s == d.addr or d.addr + size == a):
+            return "addr-adjacent", (f"property 'addr' value {d.addr:#x} places it "
+                                     f"right next to spm-memory '{o.id}' at "
+                                     f"[{a:#x}, {a + s - 1:#x}]")
+
+
+def r_room(st, d, size):
+    # the lowest aligned address that overlaps no memory device and leaves a
+    # gap of at least `align` to every spm-memory device
+    if not d.addr and st.free_addr(size, st.align, lambda o: st.align
+                                   if o.kind == "spm" else 0) is None:
+        return "no-room", (f"no room for memdev '{d.memdev}' of size {size:#x} "
+                           f"in device memory [{st.base:#x}, {st.devend:#x})")
+
+
+SPM_RULES = [r_acpi, r_guest_node, r_memdev_unset, r_memdev_in_use,
+             r_memdev_read_only, r_device_memory, r_node_unset, r_no_numa,
+             r_node_range, r_size_align, r_size_left, r_addr_align,
+             r_addr_outside, r_addr_conflict, r_room]
+
+
+def add_dimm(st, d, size):
+    """A pc-dimm: returns (rule, message) or places it."""
+    if not st.case.acpi:
+        return "dimm-acpi-off", "memory hotplug is not enabled: missing acpi device or acpi disabled"
+    if st.used() + size > st.total:
+        return "dimm-no-space", (f"not enough space, currently {st.used():#x} in "
+                                 f"use of total space for memory devices {st.total:#x}")
+    addr = d.addr
+    if addr:                                # addr=0: placed by QEMU
+        if addr % DIMM_ALIGN:
+            return "dimm-addr-align", f"address must be aligned to {DIMM_ALIGN:#x} bytes"
+        if not (st.base <= addr and addr + size <= st.devend):
+            return "dimm-addr-outside", (f"can't add memory device [{addr:#x}:{size:#x}], "
+                                         f"usable range for memory devices "
+                                         f"[{st.base:#x}:{st.devmem:#x}]")
+        hit = sorted((a, o.id) for o, a, s in st.placed if overlaps(addr, size, a, s))
+        if hit:
+            return "dimm-addr-overlap", f"address range conflicts with memory device id='{hit[0][1]}'"
+    else:
+        addr = st.free_addr(size, DIMM_ALIGN, lambda o: 0)
+        if addr is None:
+            return "dimm-no-room", ("could not find position in guest address space "
+                                    "for memory device - memory fragmented due to alignments")
+    st.placed.append((d, addr, size))
+    st.mapped.add(d.memdev)
+    return None
+
+
+def predict(case, rules=SPM_RULES):
+    """What QEMU must do with the case: each device in turn, its rules in order."""
+    st = State(case)
+    for d in case.devs:
+        size = case.ram if d.memdev == "ram0" else \
+            case.backends[d.memdev][0] if d.memdev in case.backends else None
+        if d.kind == "dimm":
+            broken = add_dimm(st, d, size)
+            if broken:
+                return Prediction(*broken, lay=st.lay)
+            continue
+        pre = f"spm-memory '{d.id}': "
+        # the link property, set before the device is realized
+        if d.memdev is not None and size is None:
+            if any(o.id == d.memdev for o in case.devs):
+                return Prediction("memdev-wrong-type", "Invalid parameter type "
+                                  "for 'memdev', expected: memory-backend", lay=st.lay)
+            return Prediction("memdev-not-found", f"Device '{d.memdev}' not found",
+                              lay=st.lay)
+        if not case.pc:
+            return Prediction("machine-unsupported", pre + f"machine type "
+                              f"'{case.machine}' does not support spm-memory "
+                              "devices", lay=st.lay)
+        for rule in rules:
+            broken = rule(st, d, size)
+            if broken:
+                return Prediction(broken[0], pre + broken[1], lay=st.lay)
+        addr = d.addr or st.free_addr(size, st.align, lambda o: st.align
+                                      if o.kind == "spm" else 0)
+        st.placed.append((d, addr, size))
+        st.mapped.add(d.memdev)
+    return Prediction(placed=st.placed, lay=st.lay)
+
+
+def expected_srat(case, pred):
+    """Device memory entries (base, size, pxm, flags) in table order, the
+    nodes with a zero-length entry, and the order in which the SRAT must
+    first name the nodes."""
+    lay = pred.lay
+    nodes = lay["nodes"]
+    spm = sorted((a, s, d.node) for d, a, s in pred.placed if d.kind == "spm")
+    dev = []
+    if lay["devmem"]:
+        nxt, end = lay["base"], lay["base"] + lay["devmem"]
+        for a, s, n in spm:
+            if a > nxt:
+                dev.append((nxt, a - nxt, nodes - 1, SRAT_HOTPLUG))
+            dev.append((a, s, n, SRAT_ENABLED))
+            nxt = a + s
+        if end > nxt:
+            dev.append((nxt, end - nxt, nodes - 1, SRAT_HOTPLUG))
+        dev.sort(key=lambda e: (e[2], e[0]))
+    zero = [n for n in range(1, nodes) if spm and n not in case.cpu_nodes]
+    named = []
+    for n in case.cpu_nodes + [0] + zero + [e[2] for e in dev]:
+        if n not in named:
+            named.append(n)
+    return dev, zero, named
+
+
+# ------------------------------------------------------------------ running
+
+def srat_entries(tables):
+    """The SRAT in etc/acpi/tables as a list of (type, pxm, base, size,
+    flags) in table order (base and size None for processor entries)."""
     off = 0
     while off + 36 <= len(tables):
         sig, length = tables[off:off + 4], struct.unpack("<I", tables[off + 4:off + 8])[0]
@@ -135,60 +552,89 @@ def srat_memory(tables):
             out, i = [], off + 48
             while i < off + length:
                 typ, ln = tables[i], tables[i + 1]
-                if typ == 1:
+                if ln == 0:
+                    break
+                if typ == 0:            # processor local APIC affinity
+                    pxm = tables[i + 2] | int.from_bytes(tables[i + 9:i + 12], "little") << 8
+                    flags, = struct.unpack("<I", tables[i + 4:i + 8])
+                    out.append((0, pxm, None, None, flags))
+                elif typ == 2:          # processor local x2APIC affinity
+                    pxm, = struct.unpack("<I", tables[i + 4:i + 8])
+                    flags, = struct.unpack("<I", tables[i + 12:i + 16])
+                    out.append((2, pxm, None, None, flags))
+                elif typ == 1:          # memory affinity
                     pxm, = struct.unpack("<I", tables[i + 2:i + 6])
                     base, size = struct.unpack("<QQ", tables[i + 8:i + 24])
                     flags, = struct.unpack("<I", tables[i + 28:i + 32])
-                    out.append((base, size, pxm, flags))
+                    out.append((1, pxm, base, size, flags))
                 i += ln
             return out
         off += length
     return None
 
 
-def check_started(case, qmp_devs, e820, srat):
-    """The oracle: QMP, E820 and SRAT agree. Returns a problem or None."""
-    spm = sorted((d["memaddr"], d["size"], d["node"]) for d in qmp_devs)
-    if len(spm) != len(case.spm):
-        return f"{len(case.spm)} devices given, {len(spm)} in query-memory-devices"
-    for addr, size, node in spm:
-        if addr % ALIGN or size % ALIGN:
-            return f"device at {addr:#x} size {size:#x} not 128 MiB aligned"
-    for (a, s, _), (b, _, _) in zip(spm, spm[1:]):
-        if a + s >= b:
-            return f"devices at {a:#x} and {b:#x} overlap or touch"
-    soft = sorted((a, ln) for a, ln, t in e820 if t == SOFT_RESERVED)
-    if soft != [(a, s) for a, s, _ in spm]:
-        return f"E820 soft reserved {soft} != devices {spm}"
-    # pc and q35 create one NUMA node by themselves when there is device
-    # memory (auto_enable_numa_with_memhp); microvm has no SRAT
-    nodes = case.nodes or (1 if case.maxmem else 0)
-    if case.machine == "microvm":
+def srat_memory(tables):
+    """Memory affinity entries of the SRAT in etc/acpi/tables, in order."""
+    srat = srat_entries(tables)
+    return None if srat is None else \
+        [(b, s, p, f) for t, p, b, s, f in srat if t == 1]
+
+
+def check_started(case, pred, qmp_devs, e820, srat):
+    """A started case against the prediction. Returns a problem or None."""
+    want = {d.id: (d, a, s) for d, a, s in pred.placed}
+    got = {}
+    for m in qmp_devs:
+        data = m["data"]
+        if m["type"] == "spm-memory":
+            got[data["id"]] = ("spm", data["memaddr"], data["size"], data["node"],
+                               data["memdev"])
+        elif m["type"] == "dimm":
+            got[data["id"]] = ("dimm", data["addr"], data["size"], None, data["memdev"])
+        else:
+            got[data.get("id")] = (m["type"],)
+    exp = {i: (d.kind, a, s, d.node if d.kind == "spm" else None,
+               f"/objects/{d.memdev}") for i, (d, a, s) in want.items()}
+    if got != exp:
+        return (f"query-memory-devices {sorted(got.items())} != predicted "
+                f"{sorted(exp.items())}")
+    if not case.pc:
         return None
-    if nodes == 0:
-        return None if srat is None else "SRAT without NUMA"
+    spm = sorted((a, s) for d, a, s in pred.placed if d.kind == "spm")
+    soft = sorted((a, ln) for a, ln, t in e820 if t == SOFT_RESERVED)
+    if soft != spm:
+        return f"E820 soft reserved {soft} != predicted {spm}"
+    nodes = pred.lay["nodes"]
+    if not case.acpi or not nodes:
+        return None if srat is None else "an SRAT without ACPI or NUMA nodes"
     if srat is None:
         return "no SRAT"
-    if not spm and case.maxmem is None:
-        return None
-    dev = [e for e in srat if e[3] in (1, 3) and e[0] >= 1 << 32]
-    ent = {(a, s, n, 1) for a, s, n in spm}
-    if not ent <= set(dev):
-        return f"SRAT {dev} lacks device entries {sorted(ent)}"
-    for e in dev:
-        if e not in ent and (e[2], e[3]) != (nodes - 1, 3):
-            return f"SRAT entry {e} is neither a device nor hotpluggable at the last node"
-    if dev != sorted(dev, key=lambda e: (e[2], e[0])):
-        return f"SRAT device memory not in (node, address) order: {dev}"
-    r = sorted((a, a + s) for a, s, _, _ in dev)
-    for (_, e1), (s2, _) in zip(r, r[1:]):
-        if e1 != s2:
-            return f"SRAT device memory not contiguous: {r}"
+    dev, zero, named = expected_srat(case, pred)
+    mem = [(b, s, p, f) for t, p, b, s, f in srat if t == 1]
+    got_dev = [e for e in mem if e[1] and e[0] >= pred.lay["base"]] \
+        if pred.lay["devmem"] else []
+    if got_dev != dev:
+        return f"SRAT device memory {fmt_srat(got_dev)} != predicted {fmt_srat(dev)}"
+    got_zero = [p for b, s, p, f in mem if not s and f == SRAT_ENABLED]
+    if got_zero != zero:
+        return f"SRAT zero-length entries at nodes {got_zero} != predicted {zero}"
+    got_named = []
+    for t, p, b, s, f in srat:
+        if f & SRAT_ENABLED and p not in got_named:
+            got_named.append(p)
+    if got_named != named:
+        return f"SRAT names the nodes in order {got_named}, predicted {named}"
     return None
 
 
+def fmt_srat(entries):
+    return "[" + ", ".join(f"({b:#x}, {s:#x}, node {p}, flags {f})"
+                           for b, s, p, f in entries) + "]"
+
+
 def run_case(qemu, case, tmpdir):
-    """Returns (outcome, detail): started | rejected | FAIL."""
+    """Run QEMU on the case. Returns ("exited", status, stderr), ("hang",),
+    ("error", text) or ("started", qmp devices, e820, srat)."""
     qmp_path = os.path.join(tmpdir, "qmp.sock")
     qt_path = os.path.join(tmpdir, "qtest.sock")
     for p in (qmp_path, qt_path):
@@ -197,7 +643,7 @@ def run_case(qemu, case, tmpdir):
     lsock = socket.socket(socket.AF_UNIX)
     lsock.bind(qt_path)
     lsock.listen(1)
-    lsock.settimeout(TIMEOUT)
+    lsock.settimeout(0.05)
     argv = [qemu, *case.args, "-accel", "qtest", "-qtest", f"unix:{qt_path}",
             "-qtest-log", "/dev/null",
             "-qmp", f"unix:{qmp_path},server=on,wait=off"]
@@ -206,25 +652,24 @@ def run_case(qemu, case, tmpdir):
     conn = None
 
     def exited():
-        """QEMU ended before it was up: it must have said why, status 1."""
         try:
             _, err = proc.communicate(timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-            return "FAIL", "hang"
-        err = err.decode(errors="replace")
-        if proc.returncode == 1 and re.search(r"qemu-system-x86_64: .+", err):
-            msg = err.strip().splitlines()[0]
-            msg = re.sub(r"^qemu-system-x86_64: (-device [^:]*: )?", "", msg)
-            return "rejected", msg
-        return "FAIL", f"exit status {proc.returncode}: {err.strip()[:500]}"
+            return ("hang",)
+        return ("exited", proc.returncode, err.decode(errors="replace"))
 
     try:
-        try:
-            conn, _ = lsock.accept()
-        except socket.timeout:
-            return exited() if proc.poll() is not None else ("FAIL", "hang")
+        deadline = time.time() + TIMEOUT
+        while conn is None:
+            try:
+                conn, _ = lsock.accept()
+            except socket.timeout:
+                if proc.poll() is not None:
+                    return exited()
+                if time.time() > deadline:
+                    return ("hang",)
         conn.settimeout(TIMEOUT)
         qt = Qtest(conn)
         q = socket.socket(socket.AF_UNIX)
@@ -249,31 +694,26 @@ def run_case(qemu, case, tmpdir):
         try:
             json.loads(qf.readline())       # greeting
             qmp("qmp_capabilities")
-            devs = [d["data"] for d in qmp("query-memory-devices")
-                    if d["type"] == "spm-memory"]
+            devs = qmp("query-memory-devices")
         except (OSError, ValueError):
             # the chardevs come up before the devices: QEMU may still fail
             return exited()
-        if case.machine == "microvm":
-            e820 = []
-        else:
+        e820, srat = [], None
+        if case.pc:
             raw = qt.fw_cfg_file("etc/e820") or b""
             e820 = [struct.unpack("<QQI", raw[i:i + 20])
                     for i in range(0, len(raw), 20)]
-        tables = None if case.machine == "microvm" else qt.fw_cfg_file("etc/acpi/tables")
-        srat = srat_memory(tables) if tables else None
-        problem = check_started(case, devs, e820, srat)
+            tables = qt.fw_cfg_file("etc/acpi/tables")
+            srat = srat_entries(tables) if tables else None
         qmp("quit")
         q.close()
         proc.wait(timeout=TIMEOUT)
-        if problem:
-            return "FAIL", problem
-        return "started", f"{len(devs)} device(s)"
+        return ("started", devs, e820, srat)
     except (OSError, EOFError, ValueError, RuntimeError,
             subprocess.TimeoutExpired) as e:
         proc.kill()
         proc.wait()
-        return "FAIL", f"{type(e).__name__}: {e}"
+        return ("error", f"{type(e).__name__}: {e}")
     finally:
         if conn:
             conn.close()
@@ -281,6 +721,41 @@ def run_case(qemu, case, tmpdir):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def error_line(err):
+    """QEMU's error: its first line that is not a warning, without the
+    program name and the option it is about."""
+    for line in err.splitlines():
+        if line.startswith("qemu-system-x86_64: ") and ": warning: " not in line:
+            return re.sub(r"^qemu-system-x86_64: (-device [^:]*: )?", "", line)
+    return None
+
+
+def judge(case, pred, obs):
+    """Returns (outcome, detail): started | rejected | FAIL."""
+    if obs[0] == "hang":
+        return "FAIL", f"hang; predicted {pred}"
+    if obs[0] == "error":
+        return "FAIL", f"{obs[1]}; predicted {pred}"
+    if obs[0] == "exited":
+        _, status, err = obs
+        msg = error_line(err)
+        if pred.rule is None:
+            return "FAIL", (f"predicted {pred}; QEMU exited with status "
+                            f"{status}: {err.strip()[:500]}")
+        if status != 1 or msg is None or not msg.endswith(pred.msg):
+            return "FAIL", (f"predicted {pred}; QEMU exited with status "
+                            f"{status}: {err.strip()[:500]}")
+        return "rejected", pred.rule
+    _, devs, e820, srat = obs
+    if pred.rule is not None:
+        return "FAIL", f"predicted {pred}; QEMU started"
+    problem = check_started(case, pred, devs, e820, srat)
+    if problem:
+        return "FAIL", f"{problem}; predicted {pred}"
+    n = sum(d.kind == "spm" for d, _, _ in pred.placed)
+    return "started", f"{n} spm-memory device(s)"
 
 
 def main():
@@ -302,15 +777,17 @@ def main():
         n = 0
         while n < args.count and time.time() - start < args.time_limit:
             case = Case(rng, tmpdir)
-            outcome, detail = run_case(args.qemu, case, tmpdir)
+            pred = predict(case)
+            outcome, detail = judge(case, pred, run_case(args.qemu, case, tmpdir))
             outcomes[outcome] += 1
             if args.verbose:
                 print(f"case {n}: {outcome}: {detail}\n  "
                       f"{case.cmdline(args.qemu)}", flush=True)
             if outcome == "rejected":
-                # group messages by their words, without the values
-                reasons[re.sub(r"'[^']*'|0x[0-9a-f]+|\b\d+\b", "_", detail)] += 1
-            elif outcome == "FAIL":
+                reasons[f"refused: {detail}"] += 1
+            elif outcome == "started":
+                reasons[f"started: {detail}"] += 1
+            else:
                 failures.append((n, detail, case.cmdline(args.qemu)))
                 print(f"FAIL case {n}: {detail}\n  {case.cmdline(args.qemu)}",
                       flush=True)
@@ -323,7 +800,7 @@ def main():
           f"{outcomes['started']} started and agreed, "
           f"{outcomes['rejected']} rejected with exit status 1, "
           f"{outcomes['FAIL']} failed")
-    for msg, count in reasons.most_common():
+    for msg, count in sorted(reasons.items(), key=lambda x: (-x[1], x[0])):
         print(f"  {count:5d}  {msg}")
     if n < args.count:
         print(f"(stopped by the time limit after {n} of {args.count} cases)")
