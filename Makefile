@@ -16,7 +16,7 @@ QTESTS   := spm-memory-test bios-tables-test numa-test device-introspect-test \
             qom-test test-hmp
 
 .PHONY: all demo check check-qtests check-guest fuzz sanitize series \
-        series-build bench deps source tree qemu qtests export clean distclean
+        series-build bench bench-report deps source tree qemu qtests export clean distclean
 
 all: qemu
 
@@ -64,9 +64,18 @@ series: tree
 series-build: tree
 	@$(S)/series.sh --build-each
 
-# benchmark against pc-dimm and RAM: build/bench/bench.md and bench.svg
+# benchmark against pc-dimm and RAM: measure into $(BENCH_OUT)/bench.json
+# (BENCH_ARGS: options of tests/bench/spm_bench.py, e.g. --quick), then the
+# report from it: bench.md, bench.png and bench.svg beside it
+BENCH_OUT ?= $(BUILD)/bench
 bench: qemu
-	@/usr/bin/python3 tests/bench/spm_bench.py $(BENCH_ARGS)
+	@/usr/bin/python3 tests/bench/spm_bench.py --out $(BENCH_OUT) $(BENCH_ARGS); \
+	    rc=$$?; [ $$rc -le 1 ] || exit $$rc; \
+	    /usr/bin/python3 tests/bench/report.py $(BENCH_OUT)/bench.json && exit $$rc
+
+# the report again from the last run's bench.json (measures nothing)
+bench-report:
+	@/usr/bin/python3 tests/bench/report.py $(BENCH_OUT)/bench.json
 
 demo: qemu
 	@/usr/bin/python3 $(S)/demo.py
