@@ -14,7 +14,8 @@ SANITIZE=1 "$here/build-qemu.sh" tests/qtest/spm-memory-test || exit 1
 built=$(date +%s)
 out="$BUILD/qemu-build-asan"
 
-export ASAN_OPTIONS=detect_leaks=1:halt_on_error=0:print_summary=1
+# full stacks at allocation, so that suppressions can match QEMU frames
+export ASAN_OPTIONS=detect_leaks=1:halt_on_error=0:print_summary=1:fast_unwind_on_malloc=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=0
 export LSAN_OPTIONS=suppressions=$here/lsan.supp:print_suppressions=0
 
