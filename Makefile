@@ -3,7 +3,8 @@
 #   make demo     set up what is missing, build, and show the device at work
 #   make check    set up what is missing, build, and run all tests
 #
-# Other targets: deps, qemu, tree, export, clean, distclean (see README.md).
+# Other targets: deps, source, guest-deps, qemu, tree, export, clean,
+# distclean (see README.md).
 
 BUILD    := $(CURDIR)/build
 export BUILD
@@ -16,15 +17,25 @@ QTESTS   := spm-memory-test bios-tables-test numa-test device-introspect-test \
             qom-test test-hmp
 
 .PHONY: all demo check check-qtests check-guest fuzz sanitize series \
-        series-build bench bench-report deps source tree qemu qtests export clean distclean
+        series-build bench bench-report deps source guest-deps tree qemu \
+        qtests export clean distclean
 
 all: qemu
 
+# host packages (apt-get install); private apt configuration of the suites
+# that are only downloaded from (build/apt)
 deps:
 	@$(S)/host-deps.sh
 
+# QEMU 10.0.x and SeaBIOS >= 1.17.0 sources
 source: deps
 	@$(S)/fetch-qemu.sh
+	@$(S)/fetch-seabios.sh > /dev/null
+
+# what guests boot: kernels, initramfs, OVMF, stock SeaBIOS. Tests and the
+# demo only use these (they never download or build).
+guest-deps: deps
+	@$(S)/guest-deps.sh
 
 tree: source
 	@PATCHES=$(PATCHES) PREP=$(PREP) $(S)/mktree.sh
@@ -36,14 +47,14 @@ qtests: tree
 	@$(S)/build-qemu.sh $(addprefix tests/qtest/,$(QTESTS))
 
 # all tests: series checkpatch, qtests, guest end-to-end tests, a fuzz slice
-check: qtests
+check: qtests guest-deps
 	@$(S)/check.sh $(QTESTS)
 
 check-qtests: qtests
 	@$(S)/run-qtests.sh $(QTESTS)
 
 # GUEST_TESTS=EXPR selects tests like pytest -k
-check-guest: qemu
+check-guest: qemu guest-deps
 	@cd tests/guest && /usr/bin/python3 -m pytest -q -p no:cacheprovider \
 	    $(if $(GUEST_TESTS),-k "$(GUEST_TESTS)")
 
@@ -53,7 +64,7 @@ fuzz: qemu
 	    $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
 
 # ASan + UBSan build; spm-memory-test and a guest boot on it
-sanitize: tree
+sanitize: tree guest-deps
 	@$(S)/sanitize.sh
 
 # the QEMU series as it would be mailed: build/series, checkpatch on each
@@ -68,7 +79,7 @@ series-build: tree
 # (BENCH_ARGS: options of tests/bench/spm_bench.py, e.g. --quick), then the
 # report from it: bench.md, bench.png and bench.svg beside it
 BENCH_OUT ?= $(BUILD)/bench
-bench: qemu
+bench: qemu guest-deps
 	@/usr/bin/python3 tests/bench/spm_bench.py --out $(BENCH_OUT) $(BENCH_ARGS); \
 	    rc=$$?; [ $$rc -le 1 ] || exit $$rc; \
 	    /usr/bin/python3 tests/bench/report.py $(BENCH_OUT)/bench.json && exit $$rc
@@ -77,7 +88,7 @@ bench: qemu
 bench-report:
 	@/usr/bin/python3 tests/bench/report.py $(BENCH_OUT)/bench.json
 
-demo: qemu
+demo: qemu guest-deps
 	@/usr/bin/python3 $(S)/demo.py
 
 # Write the working tree's commits (base..HEAD) back to patches/qemu.

@@ -1,83 +1,101 @@
 #!/bin/bash
-# Configure apt for the suites this project needs, deriving the archive URI
-# from the machine's own apt configuration (no registry host is written here).
+# apt-setup.sh: the private apt configuration for the suites this project
+# only downloads from and extracts, never installs from:
 #
-#   bookworm-backports  meson >= 1.5, python3-pycotap, linux-image 6.12 (binary)
-#   trixie              QEMU 10.0.x source (deb-src); SeaBIOS 1.16.3, the
-#                       firmware QEMU 10.0 is tested with (binary, downloaded only)
-#   trixie-backports    SeaBIOS 1.17.0 source (deb-src)
-#   sid                 ovmf-generic >= 2026.05 and the newest Linux 7.x guest
-#                       kernel (binary, downloaded only)
+#   bookworm, bookworm-security, bookworm-backports   guest kernels 6.1, 6.12
+#   trixie        QEMU 10.0.x source (deb-src); SeaBIOS 1.16.x (VGA BIOSes)
+#                 and OVMF < 2026.05 (binary)
+#   trixie-backports   SeaBIOS >= 1.17.0 source (deb-src)
+#   sid           OVMF >= 2026.05 and the newest Linux 7.x guest kernel
 #
-# Newer suites are pinned to priority 1 so that nothing is ever installed
-# from them by accident; we only download and extract from them.
+# It lives in $BUILD/apt (apt.conf, sources.list.d, lists, cache and an empty
+# dpkg status); scripts use it through apt_private (scripts/lib.sh), i.e.
+# apt-get/apt-cache -c $BUILD/apt/apt.conf. The host's own apt sources and
+# preferences are left alone, so a host that already lists one of these
+# suites gets no duplicate entries and no pins. The archive URI (and the
+# security archive's) is taken from the host's own apt sources, so no
+# archive host is written here. Installs (scripts/host-deps.sh) go through
+# the host's apt.
+#
+# Also removes what earlier versions of this script wrote into /etc/apt.
+# Lists are refreshed when the configuration changed, when they are over a
+# day old, or with SPM_APT_REFRESH=1. Prints nothing on stdout; apt's output
+# goes to $BUILD/logs/apt.log.
 set -euo pipefail
+BUILD=${BUILD:?}
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
 
-SRC=/etc/apt/sources.list.d/debian.sources
-OUT=/etc/apt/sources.list.d/spm-memory.sources
-PREFS=/etc/apt/preferences.d/spm-memory
-STAMP=/var/lib/apt/spm-memory.updated
-
-uri=""
-if [ -r "$SRC" ]; then
-    # First URIs: line of the stanza that carries the main suite.
-    uri=$(awk '/^URIs:/ {u=$2} /^Suites:/ && u != "" && $0 !~ /security/ {print u; exit}' "$SRC")
-fi
-if [ -z "$uri" ] && [ -r /etc/apt/sources.list ]; then
-    uri=$(awk '$1 == "deb" && $0 !~ /security/ {for (i = 2; i <= NF; i++) if ($i ~ /:\/\//) {print $i; exit}}' /etc/apt/sources.list)
-fi
-if [ -z "$uri" ]; then
-    echo "apt-setup: cannot find a Debian archive URI in $SRC or /etc/apt/sources.list" >&2
-    exit 1
-fi
+DEB_SUITES="bookworm bookworm-backports trixie sid"
+SECURITY_SUITES="bookworm-security"
+SRC_SUITES="trixie trixie-backports"
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 
-want=$(cat <<EOS
-# Written by spm-memory scripts/apt-setup.sh; archive URI taken from $SRC.
-Types: deb
-URIs: $uri
-Suites: bookworm-backports trixie sid
-Components: main
-Signed-By: $keyring
+remove_legacy_apt     # scripts/lib.sh
 
-Types: deb-src
-URIs: $uri
-Suites: trixie trixie-backports
-Components: main
-Signed-By: $keyring
-EOS
+# --- archive URIs from the host's sources (scripts/lib.sh) ---------------------
+uri=$(archive_uri main)
+securi=$(archive_uri security)
+if [ -z "$uri" ]; then
+    echo "apt-setup: cannot find a Debian archive URI in $HOST_SOURCES or /etc/apt/sources.list" >&2
+    exit 1
+fi
+
+# --- the private configuration ---------------------------------------------------
+A=$APT_DIR
+mkdir -p "$A/sources.list.d" "$A/preferences.d" "$A/state/lists/partial" \
+         "$A/cache/archives/partial"
+[ -e "$A/state/status" ] || : > "$A/state/status"
+[ -e "$A/sources.list" ] || : > "$A/sources.list"
+
+conf=$(cat <<EOC
+// Private apt configuration of spm-memory (scripts/apt-setup.sh): the
+// download-only suites. Use: apt-get -c $A/apt.conf ...
+Dir::Etc::SourceList "$A/sources.list";
+Dir::Etc::SourceParts "$A/sources.list.d";
+Dir::Etc::Preferences "$A/preferences";
+Dir::Etc::PreferencesParts "$A/preferences.d";
+Dir::State "$A/state";
+Dir::State::Lists "$A/state/lists";
+Dir::State::status "$A/state/status";
+Dir::State::extended_states "$A/state/extended_states";
+Dir::Cache "$A/cache";
+Dir::Cache::Archives "$A/cache/archives";
+Dir::Cache::pkgcache "$A/cache/pkgcache.bin";
+Dir::Cache::srcpkgcache "$A/cache/srcpkgcache.bin";
+APT::Architecture "amd64";
+APT::Architectures { "amd64"; };
+Acquire::Languages "none";
+EOC
 )
-prefs=$(cat <<'EOS'
-# Written by spm-memory scripts/apt-setup.sh: download-only suites.
-Package: *
-Pin: release n=sid
-Pin-Priority: 1
-
-Package: *
-Pin: release n=trixie
-Pin-Priority: 1
-
-Package: *
-Pin: release n=trixie-backports
-Pin-Priority: 1
-
-Package: *
-Pin: release n=bookworm-backports
-Pin-Priority: 100
-EOS
-)
+stanza() { # TYPE URI SUITES TARGET
+    printf 'Types: %s\nURIs: %s\nSuites: %s\nComponents: main\nTargets: %s\nSigned-By: %s\n' \
+        "$1" "$2" "$3" "$4" "$keyring"
+}
+sources=$( echo "# spm-memory download-only suites (scripts/apt-setup.sh); archive URIs from the host's apt sources."
+           stanza deb "$uri" "$DEB_SUITES" Packages
+           if [ -n "$securi" ]; then echo; stanza deb "$securi" "$SECURITY_SUITES" Packages; fi
+           echo; stanza deb-src "$uri" "$SRC_SUITES" Sources )
 
 changed=0
-if [ "$(cat "$OUT" 2>/dev/null)" != "$want" ]; then
-    printf '%s\n' "$want" > "$OUT"
-    changed=1
-fi
-if [ "$(cat "$PREFS" 2>/dev/null)" != "$prefs" ]; then
-    printf '%s\n' "$prefs" > "$PREFS"
-    changed=1
-fi
-# Refresh the lists when our sources changed or the lists are over a day old.
-if [ $changed = 1 ] || [ ! -e "$STAMP" ] || [ -n "$(find "$STAMP" -mmin +1440)" ]; then
-    apt-get update -qq
-    touch "$STAMP"
+write() { # FILE CONTENT
+    if [ "$(cat "$1" 2>/dev/null)" != "$2" ]; then
+        printf '%s\n' "$2" > "$1.new" && mv -f "$1.new" "$1"
+        changed=1
+    fi
+}
+write "$A/apt.conf" "$conf"
+write "$A/sources.list.d/spm-memory.sources" "$sources"
+
+stamp=$A/state/updated
+if [ $changed = 1 ] || [ "${SPM_APT_REFRESH:-0}" = 1 ] || [ ! -e "$stamp" ] ||
+   [ -n "$(find "$stamp" -mmin +1440)" ]; then
+    echo "apt-setup: updating the package lists of the download-only suites ($A)" >&2
+    if apt_logged apt_private apt-get update; then
+        touch "$stamp"
+    elif [ -e "$stamp" ] && [ $changed = 0 ]; then
+        echo "apt-setup: keeping the lists of $(date -r "$stamp" '+%F %T')" >&2
+    else
+        exit 1
+    fi
 fi

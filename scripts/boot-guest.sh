@@ -11,7 +11,7 @@
 #                          scripts/guest-kernel.sh)   GUEST_KERNEL   (6.12)
 #   -f, --firmware FW      GUEST_FIRMWARE (seabios):
 #                            seabios     QEMU's default BIOS
-#                            ovmf        Debian ovmf-generic 2026.x from sid
+#                            ovmf        Debian's OVMF >= 2026.05 (make guest-deps)
 #                                        (OVMF_CODE_4M.fd + a copy of OVMF_VARS_4M.fd
 #                                        as pflash)
 #                            PATH        an OVMF image: a *CODE*.fd goes to pflash
@@ -79,7 +79,8 @@ esac
 [ -x "$qemu" ] || { echo "boot-guest: no QEMU binary at $qemu" >&2; exit 2; }
 
 # --- guest kernel and initramfs ---------------------------------------------
-eval "$("$here/guest-kernel.sh" "$kernel")"
+kenv=$("$here/guest-kernel.sh" "$kernel") || exit 1
+eval "$kenv"
 initrd=$("$here/mkinitramfs.sh" "$kernel")
 
 # --- firmware ----------------------------------------------------------------
@@ -90,9 +91,9 @@ trap 'rm -rf "$tmpdir"' EXIT
 case "$firmware" in
     seabios|default) ;;
     ovmf)
-        d=$("$here/fetch-deb.sh" ovmf-generic '2026\.')
-        firmware=$d/usr/share/OVMF/OVMF_CODE_4M.fd
-        [ -n "$vars" ] || vars=$d/usr/share/OVMF/OVMF_VARS_4M.fd
+        fw=$("$here/guest-firmware.sh") || exit 2      # OVMF >= 2026.05 (make guest-deps)
+        firmware=$(sed -n 's/^OVMF=//p' <<< "$fw")
+        [ -n "$vars" ] || vars=$(sed -n 's/^OVMF_VARS=//p' <<< "$fw")
         ;;
 esac
 if [ "$firmware" != seabios ] && [ "$firmware" != default ]; then

@@ -6,9 +6,9 @@
 # skip the missing edk2 archives, we configure with --disable-install-blobs
 # and link Debian's firmware into the build's qemu-bundle data directory,
 # where the built binary looks by default: bios-256k.bin built from Debian's
-# SeaBIOS 1.17.0 source plus patches/seabios (scripts/build-seabios.sh, with
-# QEMU's own SeaBIOS config), VGA BIOSes from Debian's seabios 1.16.3 binary
-# package (the version QEMU 10.0 bundles; downloaded, not installed), option
+# SeaBIOS >= 1.17.0 source plus patches/seabios (scripts/build-seabios.sh, with
+# QEMU's own SeaBIOS config), VGA BIOSes from Debian's seabios 1.16.x binary
+# package (QEMU 10.0 bundles 1.16.3; downloaded, not installed), option
 # ROMs from qemu-system-data, NIC ROMs from ipxe-qemu.
 set -euo pipefail
 BUILD=${BUILD:?}
@@ -52,7 +52,8 @@ ninja -C "$out" qemu-system-x86_64 "$@"
 data="$out/qemu-bundle/usr/local/share/qemu"
 mkdir -p "$data"
 link() { [ -e "$1" ] && ln -sfn "$1" "$data/${2:-${1##*/}}"; return 0; }
-seabios=$("$(dirname "$0")/fetch-deb.sh" seabios '1\.16\.3')
+# VGA BIOSes: Debian's seabios 1.16.x, the series QEMU 10.0 bundles (1.16.3)
+seabios=$("$(dirname "$0")/fetch-deb.sh" seabios '>=1.16.3' '<<1.17~')
 for f in "$seabios"/usr/share/seabios/*.bin; do link "$f"; done
 # The default BIOS: SeaBIOS 1.17.0 plus patches/seabios, which passes
 # soft reserved E820 entries on to the guest (stock SeaBIOS drops them).

@@ -1,10 +1,11 @@
 #!/bin/bash
 # Build SeaBIOS bios-256k.bin, as QEMU builds its bundled one, from
-# Debian's SeaBIOS 1.17.0 source plus the series in patches/seabios/.
+# Debian's SeaBIOS source (the newest >= 1.17.0: scripts/fetch-seabios.sh)
+# plus the series in patches/seabios/.
 #
 #   $BUILD/dl/           the source package download
 #   $BUILD/seabios/      working tree (git): pristine upstream tarball, commit
-#                        tagged "pristine" (and "rel-1.17.0"), + the series
+#                        tagged "pristine" (and "rel-VERSION"), + the series
 #   $BUILD/seabios-out/  build directory and the result, bios-256k.bin
 #
 # Develop in $BUILD/seabios and commit; then write the series back with
@@ -15,14 +16,14 @@
 # that is not in patches/seabios: it stops and says so instead.
 #
 # Environment: BUILD (required); SEABIOS_PATCHES (default patches/seabios;
-# "none" builds stock SeaBIOS); SEABIOS_SERIES (default 1.17.0);
-# SEABIOS_NAME (default "seabios": the tree is $BUILD/NAME, the result
-# $BUILD/NAME-out/bios-256k.bin).
+# "none" builds stock SeaBIOS); SEABIOS_MIN (default 1.17.0: the oldest
+# SeaBIOS accepted; the newest Debian has is taken); SEABIOS_NAME (default
+# "seabios": the tree is $BUILD/NAME, the result $BUILD/NAME-out/bios-256k.bin).
 set -euo pipefail
 BUILD=${BUILD:?}
 here=$(cd "$(dirname "$0")" && pwd)
 PATCHES=${SEABIOS_PATCHES:-$(dirname "$here")/patches/seabios}
-series=${SEABIOS_SERIES:-1.17.0}
+series=${SEABIOS_MIN:-1.17.0}
 name=${SEABIOS_NAME:-seabios}
 tree="$BUILD/$name"
 out="$BUILD/$name-out"
@@ -35,75 +36,20 @@ config='CONFIG_QEMU=y
 CONFIG_ROM_SIZE=256
 CONFIG_ATA_DMA=n'
 
-log() { echo "build-seabios: $*"; }
+log() { echo "build-seabios: $*" >&2; }
 die() { echo "build-seabios: $*" >&2; exit 1; }
 g() { git -C "$tree" -c user.name="spm-memory developers" \
       -c user.email=spm-memory@localhost -c core.autocrlf=false \
       -c advice.detachedHead=false "$@"; }
 
-# --- host tools ------------------------------------------------------------
-"$here/apt-setup.sh"
-missing=()
-for p in build-essential python3 git xz-utils; do
-    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' ||
-        missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    log "installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${missing[@]}" >/dev/null
-fi
-
 # --- source ----------------------------------------------------------------
-# Newest seabios source version 1.17.0-* that apt knows (deb-src trixie-backports).
-ver=""
-for v in $(apt-cache showsrc seabios 2>/dev/null | awk '/^Version:/ {print $2}'); do
-    case ${v#*:} in "$series"-*) ;; *) continue ;; esac
-    if [ -z "$ver" ] || dpkg --compare-versions "$v" gt "$ver"; then ver=$v; fi
-done
-[ -n "$ver" ] || die "no seabios $series-* source package known to apt (is deb-src for trixie-backports set up? see scripts/apt-setup.sh)"
-
-# Its Sources record (apt checked it against the signed InRelease).
-record=$(apt-cache showsrc seabios | awk -v v="$ver" 'BEGIN {RS=""} index($0 "\n", "\nVersion: " v "\n") {print; exit}')
-sums() { awk '/^Checksums-Sha256:/ {s=1; next} /^[^ ]/ {s=0} s && NF == 3 {print $1, $3}'; }
-orig=$(printf '%s\n' "$record" | sums | awk -v p="seabios_${series}.orig.tar." 'index($2, p) == 1 {print $2; exit}')
-index_sum=$(printf '%s\n' "$record" | sums | awk -v f="$orig" '$2 == f {print $1}')
-dsc="seabios_${ver#*:}.dsc"
-if [ -z "$orig" ] || [ -z "$index_sum" ]; then
-    die "cannot find the orig tarball of seabios $ver in apt's Sources record"
-fi
-
-mkdir -p "$BUILD/dl"
-have() { [ -f "$BUILD/dl/$1" ] && sha256sum "$BUILD/dl/$1" | cut -d' ' -f1; }
-if [ "$(have "$orig")" != "$index_sum" ]; then
-    log "downloading the seabios $ver source package"
-    # The .dsc and the Debian tarball are not needed, only the upstream
-    # tarball: a mirror that lacks them is not fatal, a missing orig is.
-    if ! (cd "$BUILD/dl" && apt-get source --download-only -qq "seabios=$ver") \
-         > "$BUILD/dl/seabios-download.log" 2>&1; then
-        if [ ! -f "$BUILD/dl/$orig" ]; then
-            grep -v '^W: Download is performed unsandboxed' "$BUILD/dl/seabios-download.log" >&2 || true
-            die "could not download $orig"
-        fi
-        log "note: the archive did not serve all of the package, only $orig (see $BUILD/dl/seabios-download.log)"
-    fi
-    [ -f "$BUILD/dl/$orig" ] || die "could not download $orig"
-fi
-# Verify the upstream tarball against the .dsc's Checksums-Sha256 (once the
-# .dsc itself matches apt's Sources record), or, where the archive did not
-# serve the .dsc, against the Checksums-Sha256 of that Sources record, which
-# lists the same checksum and which apt verified against the signed InRelease.
-got=$(have "$orig")
-if [ -f "$BUILD/dl/$dsc" ] && [ "$(have "$dsc")" = "$(printf '%s\n' "$record" | sums | awk -v f="$dsc" '$2 == f {print $1}')" ]; then
-    want=$(sums < "$BUILD/dl/$dsc" | awk -v f="$orig" '$2 == f {print $1}')
-    from=$dsc
-else
-    want=$index_sum
-    from="the Sources index (no $dsc)"
-fi
-if [ -z "$want" ] || [ "$got" != "$want" ]; then
-    die "$orig: sha256 $got does not match $from (${want:-none})"
-fi
+# The newest Debian seabios source >= SEABIOS_MIN, verified (fetch-seabios.sh).
+senv=$(SEABIOS_MIN=$series "$here/fetch-seabios.sh")
+eval "$senv"
+ver=$SEABIOS_DEBIAN_VERSION
+got=$SEABIOS_ORIG_SHA256
+orig=${SEABIOS_ORIG##*/}
+series=$SEABIOS_VERSION
 
 # --- working tree ----------------------------------------------------------
 pristine_id="$ver $got"

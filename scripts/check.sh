@@ -6,6 +6,7 @@
 #   fuzz      a slice of the randomized configurations (tests/fuzz)
 #   libvirt   a real libvirtd runs examples/spm-memory-libvirt.xml (tests/libvirt)
 #   sanitize  ASan+UBSan build: spm-memory-test and a guest boot
+#   setup     the set-up on Debian 13 in a debootstrap'd root (tests/host/test_setup.sh)
 #   series    the QEMU series with cover letter, checkpatch-clean (series.sh)
 # CHECK_STAGES selects stages (default: all of them); an unknown name is an
 # error. A stage fails when its command fails, when it reports a failed test,
@@ -16,10 +17,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 logs="$BUILD/logs"
 mkdir -p "$logs"
-stages=${CHECK_STAGES:-series qtests guest fuzz libvirt sanitize}
+stages=${CHECK_STAGES:-series qtests guest fuzz libvirt sanitize setup}
 QTESTS=("$@")
 
-known="series qtests guest fuzz libvirt sanitize"
+known="series qtests guest fuzz libvirt sanitize setup"
 for s in $stages; do
     case " $known " in
         *" $s "*) ;;
@@ -38,6 +39,7 @@ stage() {
         series)   "$here/series.sh" ;;
         libvirt)  (cd "$root/tests/libvirt" && /usr/bin/python3 -m pytest -q \
                        -p no:cacheprovider) ;;
+        setup)    "$root/tests/host/test_setup.sh" trixie ;;
     esac
 }
 

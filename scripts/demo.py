@@ -7,6 +7,8 @@ map, /proc/iomem and SRAT say, and which dax devices and NUMA nodes the guest
 made of them. Writes a picture of the guest physical memory map as SVG.
 
     demo.py [--kernel 6.1|6.12|7.x] [--firmware seabios|ovmf] [--svg PATH]
+
+It boots only what "make guest-deps" prepared.
 """
 import argparse
 import html
@@ -115,8 +117,12 @@ def main():
 
     print("Booting a guest (TCG, Debian kernel %s, firmware %s) with two "
           "spm-memory devices..." % (args.kernel, args.firmware), flush=True)
-    devices, rep = spmguest.boot(QEMU_ARGS, kernel=args.kernel,
-                                 firmware=args.firmware, log=log)
+    try:
+        devices, rep = spmguest.boot(QEMU_ARGS, kernel=args.kernel,
+                                     firmware=args.firmware, log=log)
+    except RuntimeError as e:
+        print(f"demo: {e}", file=sys.stderr)
+        return 1
 
     print("\nQEMU command line (plus kernel, initramfs and firmware):")
     print("  qemu-system-x86_64 " + " ".join(QEMU_ARGS))

@@ -1,34 +1,52 @@
 #!/bin/bash
-# fetch-deb.sh PACKAGE VERSION-PATTERN
+# fetch-deb.sh PACKAGE [RELATION...]
 #
-# Download the newest version of a Debian binary package whose version
-# matches the extended regular expression VERSION-PATTERN (from any suite
-# apt knows, whatever its pin) and extract it, without installing it, into
-# $BUILD/deb/PACKAGE_VERSION. Prints that directory. Cached.
+# Download the newest version of the Debian binary package PACKAGE that
+# satisfies every RELATION (a dpkg relation and a version: ">=2026.05",
+# "<<2026.05", "=6.1.192-2"; none: the newest of all) among the
+# download-only suites (scripts/apt-setup.sh), and extract it, without
+# installing it, into $BUILD/deb/PACKAGE_VERSION. Prints that directory and
+# nothing else on stdout. apt verifies the download against the signed index
+# (also a .deb already in $BUILD/dl); the extraction is cached.
+#
+# With SPM_OFFLINE=1 (tests, demo) it refuses: what tests use is prepared by
+# make targets beforehand.
 set -euo pipefail
 BUILD=${BUILD:?}
-pkg=$1 pattern=$2
-ver=$(apt-cache madison "$pkg" | awk -F'|' '{gsub(/ /, "", $2); print $2}' |
-      grep -E "^($pattern)" | sort -uV | tail -1 || true)
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+[ $# -ge 1 ] || { echo "usage: $0 PACKAGE [RELATION...]" >&2; exit 2; }
+pkg=$1; shift
+offline_refuse "$pkg $*"
+apt_require
+
+ver=$(apt_binary_versions "$pkg" | newest_version "$@") || exit $?
 if [ -z "$ver" ]; then
-    echo "fetch-deb: no version of $pkg matching '$pattern' known to apt" >&2
+    echo "fetch-deb: no version of $pkg ${*:+satisfying $* }known to apt (private lists in $APT_DIR; see scripts/apt-setup.sh)" >&2
     exit 1
 fi
 dir="$BUILD/deb/${pkg}_${ver//:/%3a}"
-if [ ! -f "$dir/.done" ]; then
+if [ ! -f "$dir/.done" ] || [ "$(cat "$dir/.done")" != "$ver" ]; then
     mkdir -p "$BUILD/dl"
-    deb=$(cd "$BUILD/dl" && ls "${pkg}_${ver#*:}_"*.deb 2>/dev/null | head -1 || true)
-    if [ -z "$deb" ]; then
-        (cd "$BUILD/dl" && apt-get download -qq "$pkg=$ver" 2>&1 |
-             grep -v '^W: Download is performed unsandboxed' || true)
-        deb=$(cd "$BUILD/dl" && ls "${pkg}_${ver#*:}_"*.deb 2>/dev/null | head -1 || true)
-    fi
-    if [ -z "$deb" ]; then
+    # one download at a time into $BUILD/dl (make -j)
+    exec 9> "$BUILD/dl/.lock"
+    flock 9
+    # apt-get download skips a file that is already there with the right hash
+    if ! (cd "$BUILD/dl" && apt_logged apt_private apt-get download "$pkg=$ver"); then
         echo "fetch-deb: could not download $pkg=$ver" >&2
         exit 1
     fi
+    # the file apt wrote: the one whose control fields say PACKAGE and VERSION
+    deb=
+    for f in "$BUILD/dl/${pkg}_${ver#*:}_"*.deb "$BUILD/dl/${pkg}_${ver//:/%3a}_"*.deb; do
+        [ -f "$f" ] || continue
+        if [ "$(dpkg-deb -f "$f" Package)" = "$pkg" ] && [ "$(dpkg-deb -f "$f" Version)" = "$ver" ]; then
+            deb=$f; break
+        fi
+    done
+    [ -n "$deb" ] || { echo "fetch-deb: apt reported no error but no $pkg $ver .deb is in $BUILD/dl" >&2; exit 1; }
     rm -rf "$dir"; mkdir -p "$dir"
-    dpkg-deb -x "$BUILD/dl/$deb" "$dir"
+    dpkg-deb -x "$deb" "$dir"
     echo "$ver" > "$dir/.done"
 fi
 echo "$dir"

@@ -1,19 +1,30 @@
 #!/bin/bash
-# Fetch the pristine QEMU 10.0.x source from Debian's trixie source package.
+# Fetch the pristine QEMU 10.0.x source from Debian's source package.
 #
-# Picks the newest 10.0.x that apt offers, verifies the upstream tarball
-# against the checksum in the .dsc (whose own checksum apt checked against
-# the signed Sources index), unpacks it untouched into $BUILD/src and records
-# the exact version in $BUILD/qemu-source.env.
+# Picks the newest 10.0.x (QEMU_SERIES) that the download-only suites offer
+# (scripts/apt-setup.sh; the version field of apt-cache showsrc, compared by
+# dpkg), verifies the upstream tarball against the checksum in the .dsc
+# (apt checked the .dsc against the signed Sources index), unpacks it
+# untouched into $BUILD/src and records the exact version in
+# $BUILD/qemu-source.env. Prints nothing on stdout; apt's output goes to
+# $BUILD/logs/apt.log.
 set -euo pipefail
 BUILD=${BUILD:?}
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+apt_require
 series=${QEMU_SERIES:-10.0}
 mkdir -p "$BUILD/dl" "$BUILD/src"
 
-ver=$(apt-cache showsrc qemu | awk '/^Version:/ {print $2}' |
-      grep -E "^([0-9]+:)?${series//./\\.}\.[0-9]+" | sort -V | tail -1 || true)
+# newest source version with upstream version >= SERIES and < SERIES+0.1
+next=${series%.*}.$((${series##*.} + 1))
+ver=$(apt_private apt-cache showsrc qemu 2>/dev/null |
+      awk '/^Version:/ {print $2}' |
+      while read -r v; do
+          version_ok "${v#*:}" ">=$series~" "<<$next~" && echo "$v" || true
+      done | newest_version)
 if [ -z "$ver" ]; then
-    echo "fetch-qemu: no QEMU $series.x source package known to apt (is deb-src for trixie set up?)" >&2
+    echo "fetch-qemu: no QEMU $series.x source package known to apt (deb-src of $APT_DIR; scripts/apt-setup.sh)" >&2
     exit 1
 fi
 upver=${ver#*:}; upver=${upver%-*}       # 10.0.13+ds
@@ -26,8 +37,12 @@ fi
 
 dsc="qemu_${ver#*:}.dsc"
 orig="qemu_${upver}.orig.tar.xz"
-( cd "$BUILD/dl" && { [ -f "$dsc" ] && [ -f "$orig" ] ||
-    apt-get source --download-only -qq "qemu=$ver" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true; } )
+echo "fetch-qemu: downloading the qemu $ver source package" >&2
+exec 9> "$BUILD/dl/.lock"
+flock 9
+# apt verifies every file (also those already in $BUILD/dl) against the index
+(cd "$BUILD/dl" && apt_logged apt_private apt-get source --download-only "qemu=$ver") || {
+    echo "fetch-qemu: could not download the qemu $ver source package" >&2; exit 1; }
 want=$(awk -v f="$orig" '/^Checksums-Sha256:/ {s=1; next} /^[^ ]/ {s=0} s && $3 == f {print $1}' "$BUILD/dl/$dsc")
 have=$(sha256sum "$BUILD/dl/$orig" | cut -d' ' -f1)
 if [ -z "$want" ] || [ "$want" != "$have" ]; then
@@ -47,4 +62,4 @@ QEMU_VERSION=$plain
 QEMU_ORIG_SHA256=$have
 QEMU_SRC=$BUILD/src/qemu-$plain
 EOV
-echo "fetch-qemu: QEMU $plain from Debian source $ver (orig sha256 $have)"
+echo "fetch-qemu: QEMU $plain from Debian source $ver (orig sha256 $have)" >&2

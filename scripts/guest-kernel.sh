@@ -30,11 +30,14 @@
 # Usage from another script:  eval "$(scripts/guest-kernel.sh 6.12)"
 # Set GUEST_KERNEL_PKG (linux-image-R or linux-binary-R) to use a specific
 # kernel release instead of the newest one.
-# Resolving costs several seconds of apt-cache, so the result is reused while
-# $BUILD/guest/kernel-SERIES.env is newer than apt's package lists (i.e. until
-# the next apt-get update) and its files exist; GUEST_KERNEL_REFRESH=1 forces
-# a new look-up. When apt cannot resolve anything (e.g. no lists) but an
-# earlier run left that file, it is printed instead.
+# Packages come from the download-only suites of the private apt
+# configuration (scripts/apt-setup.sh), never the host's apt. The result is
+# reused while $BUILD/guest/kernel-SERIES.env is newer than those package
+# lists (i.e. until their next update) and its files exist;
+# GUEST_KERNEL_REFRESH=1 forces a new look-up. When apt cannot resolve
+# anything (e.g. no lists) but an earlier run left that file, it is printed
+# instead. With SPM_OFFLINE=1 (tests, demo) only that file is used: no
+# look-up, no download (make guest-deps prepares it).
 #
 # Only machine-usable apt output is read: `apt-cache pkgnames` (one package
 # name a line) and the version column of `apt-cache madison`.
@@ -42,6 +45,7 @@ set -euo pipefail
 BUILD=${BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
 export BUILD
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
 series=${1:-}
 min_ver='' max_ver=''
 case "$series" in
@@ -69,27 +73,35 @@ release_of() {
 want_release=
 [ -z "${GUEST_KERNEL_PKG:-}" ] || want_release=$(release_of "$GUEST_KERNEL_PKG")
 
-# Cached answer still valid?
-if [ "${GUEST_KERNEL_REFRESH:-0}" != 1 ] && [ -s "$env_file" ] &&
-   [ "$env_file" -nt /var/lib/apt/lists ] &&
-   { [ ! -e /var/cache/apt/pkgcache.bin ] || [ "$env_file" -nt /var/cache/apt/pkgcache.bin ]; }; then
-    cached_ok=1
+# Cached answer usable (its release as asked, its files there)?
+cached_ok() {
+    [ -s "$env_file" ] || return 1
+    local k v
     while IFS='=' read -r k v; do
         case "$k" in
-            KERNEL_RELEASE) [ -z "$want_release" ] || [ "$v" = "$want_release" ] || cached_ok=0 ;;
-            VMLINUZ|MOD_*) [ -f "$v" ] || cached_ok=0 ;;
+            KERNEL_RELEASE) [ -z "$want_release" ] || [ "$v" = "$want_release" ] || return 1 ;;
+            VMLINUZ|MOD_*) [ -f "$v" ] || return 1 ;;
         esac
     done < "$env_file"
     # written before KERNEL_MODULES_PKG existed: resolve again
-    grep -q '^KERNEL_MODULES_PKG=' "$env_file" || cached_ok=0
-    if [ $cached_ok = 1 ]; then cat "$env_file"; exit 0; fi
+    grep -q '^KERNEL_MODULES_PKG=' "$env_file"
+}
+if [ "${SPM_OFFLINE:-0}" = 1 ]; then
+    if cached_ok; then cat "$env_file"; exit 0; fi
+    offline_refuse "the $series guest kernel${want_release:+ $want_release} ($env_file)"
 fi
+lists=$APT_DIR/state/lists pkgcache=$APT_DIR/cache/pkgcache.bin
+if [ "${GUEST_KERNEL_REFRESH:-0}" != 1 ] && [ -d "$lists" ] && [ "$env_file" -nt "$lists" ] &&
+   { [ ! -e "$pkgcache" ] || [ "$env_file" -nt "$pkgcache" ]; } && cached_ok; then
+    cat "$env_file"; exit 0
+fi
+apt_require
 
 # "PACKAGE VERSION" for each binary version of the given packages that apt
 # can download (apt-cache madison: "package | version | archive").
 versions() {
     [ $# -gt 0 ] || return 0
-    apt-cache madison "$@" 2>/dev/null |
+    apt_private apt-cache madison "$@" 2>/dev/null |
         awk -F'|' '{gsub(/ /, "", $1); gsub(/ /, "", $2)}
                    $3 !~ /Sources[ ]*$/ {print $1, $2}'
 }
@@ -99,7 +111,7 @@ if [ -z "$release" ]; then
     # Newest release of the series that apt can actually download (one
     # madison call for all candidate names: each apt-cache call takes seconds).
     best='' best_ver=''
-    mapfile -t cands < <(apt-cache pkgnames "$prefix" 2>/dev/null | grep -E "$name_re" || true)
+    mapfile -t cands < <(apt_private apt-cache pkgnames "$prefix" 2>/dev/null | grep -E "$name_re" || true)
     while read -r cand ver; do
         if [ -n "$min_ver" ]; then
             dpkg --compare-versions "$ver" ge "$min_ver" || continue
@@ -116,7 +128,7 @@ if [ -z "$release" ]; then
         echo "guest-kernel: apt knows no $series kernel; using cached $env_file" >&2
         cat "$env_file"; exit 0
     fi
-    echo "guest-kernel: no package matching $name_re known to apt (run scripts/apt-setup.sh)" >&2
+    echo "guest-kernel: no package matching $name_re known to apt (private lists in $APT_DIR: make deps)" >&2
     exit 1
 fi
 
@@ -127,9 +139,9 @@ pkg=linux-image-$release mpkg=linux-image-$release
 if grep -qx "linux-binary-$release" <<< "$known"; then pkg=linux-binary-$release; fi
 if grep -qx "linux-modules-$release" <<< "$known"; then mpkg=linux-modules-$release; fi
 
-dir=$("$here/fetch-deb.sh" "$pkg" '.*')
+dir=$("$here/fetch-deb.sh" "$pkg")
 mdir=$dir
-[ "$mpkg" = "$pkg" ] || mdir=$("$here/fetch-deb.sh" "$mpkg" '.*')
+[ "$mpkg" = "$pkg" ] || mdir=$("$here/fetch-deb.sh" "$mpkg")
 vmlinuz=
 for f in "$dir/boot/vmlinuz-$release" "$dir/usr/lib/modules/$release/vmlinuz" \
          "$dir/lib/modules/$release/vmlinuz"; do

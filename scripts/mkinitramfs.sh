@@ -10,11 +10,14 @@
 # /bin/spmtool. Prints the initramfs path.
 #
 # Cached: rebuilt only when the kernel package, busybox, guest-init.sh,
-# guest-spmtool.c or this script change (the inputs' digest is kept in initramfs-SERIES.stamp).
+# guest-spmtool.c or this script change (the inputs' digest is kept in
+# initramfs-SERIES.stamp). With SPM_OFFLINE=1 (tests, demo) it only prints
+# an up-to-date image and fails otherwise (make guest-deps builds it).
 set -euo pipefail
 BUILD=${BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
 export BUILD
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
 series=${1:-}
 case "$series" in
     6.1|6.12|[1-9].x|[1-9][0-9].x) ;;
@@ -42,6 +45,7 @@ key=$( { echo "$KERNEL_PKG $KERNEL_PKG_VERSION ${KERNEL_MODULES_PKG:-} ${KERNEL_
 if [ -f "$img" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$key" ]; then
     echo "$img"; exit 0
 fi
+offline_refuse "an up-to-date $img"
 
 mkdir -p "$out"
 root=$(mktemp -d "$out/initramfs-$series.XXXXXX")

@@ -27,7 +27,8 @@ t_rc=$?
 grep -cE '^ok ' "$logs/spm-memory-test.log" | sed 's/^/  test cases passed: /'
 
 echo "== guest boot (Linux 6.12, two spm-memory devices) on the sanitized build"
-QEMU="$out/qemu-system-x86_64" "$here/boot-guest.sh" -k 6.12 -t 600 \
+# (the kernel and initramfs that make guest-deps prepared: SPM_OFFLINE=1)
+SPM_OFFLINE=1 QEMU="$out/qemu-system-x86_64" "$here/boot-guest.sh" -k 6.12 -t 600 \
     -o "$logs/guest.log" -- -M q35 -m 1G,maxmem=8G \
     -object memory-backend-ram,id=m0,size=1G \
     -numa node,nodeid=0,memdev=m0,cpus=0-1 -numa node,nodeid=1 -numa node,nodeid=2 \

@@ -20,6 +20,10 @@ import time
 SCRIPTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(SCRIPTS)
 BUILD = os.environ.setdefault("BUILD", os.path.join(ROOT, "build"))
+# Guests boot only what "make guest-deps" prepared (kernels, initramfs,
+# firmware): the scripts that boot-guest.sh runs then never resolve,
+# download or build anything, and fail saying what is missing instead.
+os.environ.setdefault("SPM_OFFLINE", "1")
 
 _spec = importlib.util.spec_from_file_location(
     "parse_report", os.path.join(SCRIPTS, "parse-report.py"))
@@ -42,6 +46,45 @@ def kernel_matches(series, release):
     if series.endswith(".x"):
         return release.startswith(series[:-1])
     return release.startswith(series + ".")
+
+
+_firmware = None
+
+
+def prepared_firmware():
+    """The firmware files that "make guest-deps" prepared
+    (scripts/guest-firmware.sh): {"OVMF": path, "OVMF_VARS": ..., "OVMF_OLD",
+    "OVMF_OLD_VARS", "SEABIOS_STOCK", and their *_VERSION}. Raises
+    RuntimeError naming what is missing and how to prepare it."""
+    global _firmware
+    if _firmware is None:
+        r = subprocess.run([os.path.join(SCRIPTS, "guest-firmware.sh")],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr.strip() or "guest-firmware.sh failed")
+        _firmware = dict(line.split("=", 1) for line in r.stdout.splitlines()
+                         if "=" in line)
+    return _firmware
+
+
+# firmware names besides QEMU's default BIOS: (code key, VARS key) in
+# prepared_firmware()
+FIRMWARE_FILES = {
+    "ovmf": ("OVMF", "OVMF_VARS"),                 # OVMF >= 2026.05
+    "ovmf-old": ("OVMF_OLD", "OVMF_OLD_VARS"),     # OVMF < 2026.05
+    "seabios-stock": ("SEABIOS_STOCK", None),      # SeaBIOS without patches
+}
+
+
+def firmware_args(firmware):
+    """boot-guest.sh options for a firmware: "seabios" (QEMU's default BIOS,
+    the patched SeaBIOS), a name of FIRMWARE_FILES (the prepared file) or a
+    firmware file."""
+    if firmware in FIRMWARE_FILES:
+        code, vars_ = FIRMWARE_FILES[firmware]
+        fw = prepared_firmware()
+        return ["-f", fw[code]] + (["--vars", fw[vars_]] if vars_ else [])
+    return ["-f", firmware]
 
 
 # /proc/iomem name of a dax device's range (device_dax and kmem request it)
@@ -127,8 +170,10 @@ def boot(qemu_args, kernel="6.12", firmware="seabios", log=None, append=None,
     """Boot; return (QMP spm-memory device infos, parsed guest report).
 
     kernel: a series of KERNELS. firmware: "seabios" (QEMU's default
-    BIOS), "ovmf" (Debian's 2026.x) or a firmware file, as
-    scripts/boot-guest.sh takes it.
+    BIOS), "ovmf" (OVMF >= 2026.05), "ovmf-old" (OVMF < 2026.05),
+    "seabios-stock" or a firmware file (firmware_args()). A boot that
+    fails, also for want of a prepared kernel, initramfs or firmware,
+    raises RuntimeError with boot-guest.sh's own message.
     """
     if log is None:
         log = os.path.join(BUILD, "logs", "guest", f"boot-{kernel}.log")
@@ -136,7 +181,7 @@ def boot(qemu_args, kernel="6.12", firmware="seabios", log=None, append=None,
     with tempfile.TemporaryDirectory() as tmp:
         qmp_path = os.path.join(tmp, "qmp.sock")
         cmd = [os.path.join(SCRIPTS, "boot-guest.sh"), "-k", kernel,
-               "-f", firmware, "-o", log, "-t", str(timeout)]
+               *firmware_args(firmware), "-o", log, "-t", str(timeout)]
         if append:
             cmd += ["-a", append]
         cmd += ["--", *qemu_args, "-S",
@@ -144,16 +189,23 @@ def boot(qemu_args, kernel="6.12", firmware="seabios", log=None, append=None,
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
+        devices = None
         try:
-            qmp = Qmp(qmp_path, proc=proc)
-            devices = [d["data"] for d in qmp.cmd("query-memory-devices")
-                       if d["type"] == "spm-memory"]
-            qmp.cmd("cont")
-            qmp.close()
+            try:
+                qmp = Qmp(qmp_path, proc=proc)
+            except OSError:
+                # QEMU never listened: boot-guest.sh's stderr says why
+                if proc.poll() is None:
+                    stop_group(proc)
+            else:
+                devices = [d["data"] for d in qmp.cmd("query-memory-devices")
+                           if d["type"] == "spm-memory"]
+                qmp.cmd("cont")
+                qmp.close()
             out, err = proc.communicate(timeout=timeout + 60)
         finally:
             stop_group(proc)
-    if proc.returncode != 0:
+    if proc.returncode != 0 or devices is None:
         raise RuntimeError(f"boot failed ({log}):\n{err}{out}")
     with open(log, errors="replace") as f:
         report = parse_report.parse_report(f.read())
@@ -185,7 +237,7 @@ class Guest:
         self.tmp = tempfile.TemporaryDirectory()
         qmp_path = os.path.join(self.tmp.name, "qmp.sock")
         cmd = [os.path.join(SCRIPTS, "boot-guest.sh"), "-k", kernel,
-               "-f", firmware, "-o", log, "-t", str(timeout)]
+               *firmware_args(firmware), "-o", log, "-t", str(timeout)]
         if append:
             cmd += ["-a", append]
         if reboot:
