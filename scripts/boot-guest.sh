@@ -28,6 +28,7 @@
 #                          spm-memory devices, -M ...); GUEST_QEMU_ARGS (word-split)
 #                          is used when no "--" arguments are given
 #
+# GUEST_ACCEL replaces "tcg" in -accel (e.g. "tcg,thread=single").
 # Always used: -accel tcg -cpu max -smp 2 [-no-reboot] -nodefaults -display none
 # -serial file:LOG -kernel/-initrd/-append "console=ttyS0 panic=-1 ...".
 #
@@ -120,7 +121,7 @@ fi
 mkdir -p "$(dirname "$log")"
 : > "$log"
 cmdline="console=ttyS0 panic=-1${append:+ $append}"
-cmd=("$qemu" -accel tcg -cpu max -smp 2 $noreboot -nodefaults -display none
+cmd=("$qemu" -accel "${GUEST_ACCEL:-tcg}" -cpu max -smp 2 $noreboot -nodefaults -display none
      -serial "file:$log" -monitor none
      "${fw_args[@]}"
      -kernel "$VMLINUZ" -initrd "$initrd" -append "$cmdline"
