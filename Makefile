@@ -3,100 +3,152 @@
 #   make demo     set up what is missing, build, and show the device at work
 #   make check    set up what is missing, build, and run all tests
 #
-# Other targets: deps, source, guest-deps, qemu, tree, export, clean,
-# distclean (see README.md).
+# Set-up and builds (run by the two above when needed):
+#   deps          host packages; the private apt configuration (build/apt)
+#   source        resolve and fetch QEMU 10.0.x and SeaBIOS >= 1.17.0 again
+#   tree          the QEMU working tree: pristine source + patches/ (build/qemu)
+#   qemu          qemu-system-x86_64 with patched SeaBIOS (build/qemu-build)
+#   qtests        qemu plus the qtests that check runs
+#   guest-deps    what guests boot: kernels, initramfs, OVMF, stock SeaBIOS
+# Tests, one stage each (make check runs them all):
+#   check-qtests check-guest fuzz sanitize series series-build
+# Also: bench bench-report (the benchmark), export (the working tree's
+# commits back to patches/qemu), clean, distclean. See README.md.
+#
+# Folders: host/ set-up and builds, guest/ the guest image and its boot,
+# spmtest/ the Python package of the test side, tests/ the tests.
 
 BUILD    := $(CURDIR)/build
 export BUILD
 PATCHES  := $(CURDIR)/patches/qemu
 PREP     := $(CURDIR)/patches/qemu-build
-S        := $(CURDIR)/scripts
+PYTHON   := /usr/bin/python3
+QB       := $(BUILD)/qemu-build
+ASAN     := $(BUILD)/qemu-build-asan
+GB       := $(BUILD)/guest
 
 # qtests of the series (spm-memory-test) and stock ones that must keep passing
 QTESTS   := spm-memory-test bios-tables-test numa-test device-introspect-test \
             qom-test test-hmp
+GUEST_KERNELS ?= 6.1 6.12 7.x
+
+# Files made here, so that "make -n" tells what would be made:
+SOURCE_ENV  := $(BUILD)/qemu-source.env
+SEABIOS_ENV := $(BUILD)/seabios-source.env
+TREE        := $(BUILD)/qemu/.git/spm-series
+SEABIOS_BIN := $(BUILD)/seabios-out/bios-256k.bin
+INITRAMFS   := $(foreach k,$(GUEST_KERNELS),$(GB)/initramfs-$(k).cpio.gz)
+FIRMWARE    := $(GB)/firmware.env
 
 .PHONY: all demo check check-qtests check-guest fuzz sanitize series \
         series-build bench bench-report deps source guest-deps tree qemu \
-        qtests export clean distclean
+        qtests export clean distclean FORCE
 
 all: qemu
 
-# host packages (apt-get install); private apt configuration of the suites
-# that are only downloaded from (build/apt)
+# --- set-up and builds -------------------------------------------------------
+
 deps:
-	@$(S)/host-deps.sh
+	@host/deps.sh
 
-# QEMU 10.0.x and SeaBIOS >= 1.17.0 sources
 source: deps
-	@$(S)/fetch-qemu.sh
-	@$(S)/fetch-seabios.sh > /dev/null
+	@host/fetch-qemu.sh
+	@host/fetch-seabios.sh > /dev/null
 
-# what guests boot: kernels, initramfs, OVMF, stock SeaBIOS. Tests and the
-# demo only use these (they never download or build).
-guest-deps: deps
-	@$(S)/guest-deps.sh
+$(SOURCE_ENV): | deps
+	@host/fetch-qemu.sh
+$(SEABIOS_ENV): | deps
+	@host/fetch-seabios.sh > /dev/null
 
-tree: source
-	@PATCHES=$(PATCHES) PREP=$(PREP) $(S)/mktree.sh
+# (mktree.sh refuses to replace a tree with work that is not in patches/)
+$(TREE): $(SOURCE_ENV) $(wildcard $(PATCHES)/*.patch $(PREP)/*.patch)
+	@PATCHES=$(PATCHES) PREP=$(PREP) host/mktree.sh
+tree: $(TREE)
 
-qemu: tree
-	@$(S)/build-qemu.sh
+$(SEABIOS_BIN): $(SEABIOS_ENV) $(wildcard patches/seabios/*.patch) host/build-seabios.sh
+	@host/build-seabios.sh > /dev/null
 
-qtests: tree
-	@$(S)/build-qemu.sh $(addprefix tests/qtest/,$(QTESTS))
+# configured once per change of the configure options; ninja does the rest
+$(QB)/build.ninja: host/configure-qemu.sh | $(TREE)
+	@host/configure-qemu.sh $(BUILD)/qemu $(QB)
+$(ASAN)/build.ninja: host/configure-qemu.sh | $(TREE)
+	@host/configure-qemu.sh --asan $(BUILD)/qemu $(ASAN)
 
-# all tests: series checkpatch, qtests, guest end-to-end tests, a fuzz slice
-check: qtests guest-deps
-	@$(S)/check.sh $(QTESTS)
+qemu: $(TREE) $(QB)/build.ninja $(SEABIOS_BIN)
+	@host/build-qemu.sh $(QB)
+
+qtests: $(TREE) $(QB)/build.ninja $(SEABIOS_BIN)
+	@host/build-qemu.sh $(QB) $(addprefix tests/qtest/,$(QTESTS))
+
+# Guests boot only these; tests and the demo never download or build.
+# The kernel look-up runs every time (guest/kernel.sh answers from its file
+# until the package lists change) and changes the file only for a new kernel.
+$(GB)/kernel-%.env: FORCE | deps
+	@guest/kernel.sh $* > /dev/null
+$(GB)/initramfs-%.cpio.gz: $(GB)/kernel-%.env guest/init.sh guest/spmtool.c \
+                           guest/mkinitramfs.sh
+	@guest/mkinitramfs.sh $* > /dev/null
+$(FIRMWARE): guest/firmware.sh $(SEABIOS_ENV) | deps
+	@guest/firmware.sh --prepare > /dev/null
+guest-deps: $(INITRAMFS) $(FIRMWARE)
+	@guest/deps.sh $(GUEST_KERNELS)
+.PRECIOUS: $(GB)/kernel-%.env
+
+# --- tests -------------------------------------------------------------------
+
+# every stage, one summary (tests/check.sh; CHECK_STAGES selects stages)
+check: qtests guest-deps $(ASAN)/build.ninja
+	@tests/check.sh $(QTESTS)
 
 check-qtests: qtests
-	@$(S)/run-qtests.sh $(QTESTS)
+	@tests/run-qtests.sh $(QTESTS)
 
 # GUEST_TESTS=EXPR selects tests like pytest -k
 check-guest: qemu guest-deps
-	@cd tests/guest && /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+	@$(PYTHON) -m pytest -q -p no:cacheprovider tests/guest \
 	    $(if $(GUEST_TESTS),-k "$(GUEST_TESTS)")
 
 # randomized configurations: FUZZ_COUNT (1000), FUZZ_SEED
 fuzz: qemu
-	@/usr/bin/python3 tests/fuzz/spm_fuzz.py --count $(or $(FUZZ_COUNT),1000) \
+	@$(PYTHON) -m tests.fuzz.spm_fuzz --count $(or $(FUZZ_COUNT),1000) \
 	    $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
 
 # ASan + UBSan build; spm-memory-test and a guest boot on it
-sanitize: tree guest-deps
-	@$(S)/sanitize.sh
+sanitize: guest-deps $(ASAN)/build.ninja $(SEABIOS_BIN)
+	@tests/sanitize.sh
 
 # the QEMU series as it would be mailed: build/series, checkpatch on each
-series: tree
-	@$(S)/series.sh
+series: $(TREE)
+	@host/series.sh
 
-# ... and build qemu-system-x86_64 at every patch (about 15 minutes)
-series-build: tree
-	@$(S)/series.sh --build-each
+# ... and build qemu-system-x86_64 and run spm-memory-test at every patch
+series-build: $(TREE) $(SEABIOS_BIN)
+	@host/series.sh --build-each
 
 # benchmark against pc-dimm and RAM: measure into $(BENCH_OUT)/bench.json
 # (BENCH_ARGS: options of tests/bench/spm_bench.py, e.g. --quick), then the
 # report from it: bench.md, bench.png and bench.svg beside it
 BENCH_OUT ?= $(BUILD)/bench
 bench: qemu guest-deps
-	@/usr/bin/python3 tests/bench/spm_bench.py --out $(BENCH_OUT) $(BENCH_ARGS); \
+	@$(PYTHON) -m tests.bench.spm_bench --out $(BENCH_OUT) $(BENCH_ARGS); \
 	    rc=$$?; [ $$rc -le 1 ] || exit $$rc; \
-	    /usr/bin/python3 tests/bench/report.py $(BENCH_OUT)/bench.json && exit $$rc
+	    $(PYTHON) -m tests.bench.report $(BENCH_OUT)/bench.json && exit $$rc
 
 # the report again from the last run's bench.json (measures nothing)
 bench-report:
-	@/usr/bin/python3 tests/bench/report.py $(BENCH_OUT)/bench.json
+	@$(PYTHON) -m tests.bench.report $(BENCH_OUT)/bench.json
 
 demo: qemu guest-deps
-	@/usr/bin/python3 $(S)/demo.py
+	@$(PYTHON) -m spmtest.demo
+
+# --- the series --------------------------------------------------------------
 
 # Write the working tree's commits (base..HEAD) back to patches/qemu.
 export:
-	@PREP=$(PREP) $(S)/export-series.sh $(PATCHES)
+	@PREP=$(PREP) host/export-series.sh $(PATCHES)
 
 clean:
-	rm -rf $(BUILD)/qemu-build $(BUILD)/logs
+	rm -rf $(QB) $(ASAN) $(BUILD)/logs
 
 # Also removes the working tree: run "make export" first.
 distclean:

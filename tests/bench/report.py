@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """The report of a benchmark run: bench.md and the plot from bench.json.
 
-    report.py [--out DIR] [JSON]
+    python3 -m tests.bench.report [--out DIR] [JSON]
 
 Reads JSON (default $BUILD/bench/bench.json, written by
 tests/bench/spm_bench.py) and writes, beside it or into DIR, bench.md (the
@@ -19,9 +18,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from spmtest import build_dir  # noqa: E402
+
 MiB = 1 << 20
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.environ.get("BUILD", os.path.join(ROOT, "build"))
+BUILD = build_dir()
 NAMES = {"spm": "spm-memory", "spm-packed": "spm-memory packed (HMAT)",
          "dimm": "pc-dimm"}
 COLORS = {"spm": "tab:blue", "spm-packed": "tab:green", "dimm": "tab:orange",
@@ -53,8 +53,8 @@ def markdown(d):
     info, cfg, res = d["info"], d["config"], d["results"]
     T = cfg["targets"]
     L = ["# spm-memory benchmarks\n",
-         f"One run of `tests/bench/spm_bench.py`{' --quick' if cfg['quick'] else ''} "
-         f"(repetitions: {cfg['reps']}); report by `tests/bench/report.py`.\n",
+         f"One run of `python3 -m tests.bench.spm_bench`{' --quick' if cfg['quick'] else ''} "
+         f"(repetitions: {cfg['reps']}); report by `python3 -m tests.bench.report`.\n",
          "| | |\n|---|---|",
          f"| date | {info['date']} |",
          f"| machine | {info['nproc']} CPUs, {info['cpu']}, {info['ram_gib']:.1f} GiB "

@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """spm-memory benchmarks: spm-memory against pc-dimm and against RAM.
 
-    spm_bench.py [--reps N] [--quick] [--out DIR] [--only SECTIONS]
-                 [--downtime-limit MS]
+    python3 -m tests.bench.spm_bench [--reps N] [--quick] [--out DIR] [--only SECTIONS]
+                                     [--downtime-limit MS]
 
 Measures, in one run, with the patched QEMU ($BUILD/qemu-build/
 qemu-system-x86_64, TCG or qtest, never KVM), and writes every sample, its
@@ -25,9 +24,9 @@ to $BUILD/bench); consoles and QEMU logs go to DIR/logs/. The report
              (every repetition launches each kind once, in rotating order),
              so each repetition gives one paired ratio per pair of kinds.
 2. bandwidth Guest read and write bandwidth of spm-memory against node-0 RAM
-             in the same guest ("spmtool bench", scripts/guest-spmtool.c,
-             started by spm.bench= in scripts/guest-init.sh), on every guest
-             kernel of scripts/spmguest.py (KERNELS): device_dax kernels map
+             in the same guest ("spmtool bench", guest/spmtool.c,
+             started by spm.bench= in guest/init.sh), on every guest
+             kernel of spmtest/guest.py (KERNELS): device_dax kernels map
              /dev/dax0.0, kmem kernels bind anonymous memory to the
              spm-memory's node; the RAM buffer is anonymous memory bound to
              node 0. Each round times one 64-bit store pass and one load
@@ -96,21 +95,19 @@ import platform
 import socket
 import re
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-import spmguest  # noqa: E402  (sets BUILD in the environment)
+from spmtest import ROOT, build_dir, fwcfg, qemu_binary
+from spmtest import guest as spmguest
+from spmtest.fwcfg import Qtest
+from spmtest.qmp import QMP
 
-BUILD = spmguest.BUILD
-QEMU = os.environ.get("QEMU", os.path.join(BUILD, "qemu-build",
-                                           "qemu-system-x86_64"))
+BUILD = build_dir()
+QEMU = qemu_binary()
 MiB, GiB = 1 << 20, 1 << 30
 SECTIONS = ["startup", "bandwidth", "migration", "acpi"]
 # start-up kinds, and the ratios taken between them (numerator, denominator)
@@ -214,45 +211,6 @@ def collect_targets(results):
     return t
 # --- QEMU with our own QMP (and qtest) sockets -------------------------------
 
-class Qmp:
-    """QMP over a socket QEMU connected to; keeps the events it skips."""
-
-    def __init__(self, conn):
-        self.sock = conn
-        self.file = conn.makefile("rw")
-        self.events = []
-        json.loads(self.file.readline())              # greeting
-        self.cmd("qmp_capabilities")
-
-    def _read(self):
-        line = self.file.readline()
-        if not line:
-            raise EOFError("QMP connection closed")
-        return json.loads(line)
-
-    def cmd(self, name, **args):
-        self.file.write(json.dumps({"execute": name, "arguments": args}) + "\n")
-        self.file.flush()
-        while True:
-            msg = self._read()
-            if "return" in msg:
-                return msg["return"]
-            if "error" in msg:
-                raise RuntimeError(f"{name}: {msg['error']}")
-            self.events.append(msg)
-
-    def wait_event(self, name):
-        while True:
-            for i, e in enumerate(self.events):
-                if e.get("event") == name:
-                    del self.events[i]
-                    return e
-            self.events.append(self._read())
-
-
-Qtest = spmguest.Qtest
-
-
 class Qemu:
     """A QEMU process whose QMP (and optionally qtest) chardev connects to
     sockets we listen on. `ready` is the time from fork to the end of the
@@ -284,7 +242,7 @@ class Qemu:
                 conn, _ = listeners["qtest"].accept()
                 self.qtest = Qtest(conn)
             conn, _ = listeners["qmp"].accept()
-            self.qmp = Qmp(conn)
+            self.qmp = QMP(conn, timeout=timeout)
             self.devices = self.qmp.cmd("query-memory-devices")
             self.ready = time.perf_counter() - t0
         except Exception:
@@ -561,34 +519,6 @@ def bench_migration(cfg, log):
 
 # --- 4. ACPI table build cost --------------------------------------------------
 
-def srat_memory_entries(tables):
-    off = 0
-    while off + 36 <= len(tables):
-        sig = tables[off:off + 4]
-        length = struct.unpack("<I", tables[off + 4:off + 8])[0]
-        if length < 36:
-            break
-        if sig == b"SRAT":
-            n, i = 0, off + 48
-            while i < off + length:
-                n += tables[i] == 1
-                i += tables[i + 1]
-            return n
-        off += length
-    return 0
-
-
-def tables_length(tables):
-    """Bytes of ACPI tables in the etc/acpi/tables blob (which is padded)."""
-    off = 0
-    while off + 8 <= len(tables):
-        length = struct.unpack("<I", tables[off + 4:off + 8])[0]
-        if length < 36 or not tables[off:off + 4].isalnum():
-            break
-        off += length
-    return off
-
-
 def bench_acpi(cfg, log):
     """All configurations run at once (idle qtest QEMUs) and are measured
     round-robin, so that drift of the host's load hits them alike."""
@@ -610,8 +540,8 @@ def bench_acpi(cfg, log):
             key, size = q.qtest.fw_cfg_files()["etc/acpi/tables"]
             tables = q.qtest.fw_cfg_read(key, size)
             q.acpi = {"key": key, "first": [], "second": [], "build": [],
-                      "srat_entries": srat_memory_entries(tables),
-                      "tables_bytes": tables_length(tables)}
+                      "srat_entries": len(fwcfg.srat_memory(tables) or []),
+                      "tables_bytes": fwcfg.acpi_length(tables)}
         warmup = 3
         for it in range(warmup + iters):
             for n in counts:

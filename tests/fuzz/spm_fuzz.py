@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Randomized spm-memory configurations against the built QEMU, with a model.
 
-    spm_fuzz.py [--seed N] [--count N] [--time-limit SECONDS] [--qemu PATH]
+    python3 -m tests.fuzz.spm_fuzz [--seed N] [--count N] [--time-limit SECONDS] [--qemu PATH]
 
 Draws machine types (pc, q35, their 5.0 versions, microvm, none), ACPI on or
 off, an HMAT, RAM (up to 64 GiB, which raises the alignment to 2 GiB), maxmem
@@ -33,28 +32,25 @@ printed. The draw depends only on the seed, so failures can be replayed.
 """
 import argparse
 import collections
-import json
 import os
 import random
 import re
 import shlex
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 
 MiB, GiB = 1 << 20, 1 << 30
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-from spmguest import Qtest  # noqa: E402
-QEMU = os.path.join(os.environ.get("BUILD", os.path.join(ROOT, "build")),
-                    "qemu-build", "qemu-system-x86_64")
+from spmtest import fwcfg, qemu_binary
+from spmtest.fwcfg import Qtest
+from spmtest.qmp import QMP
 ALIGN = 128 * MiB          # spm-memory alignment (2 GiB when boot RAM ends >= 64 GiB)
 DIMM_ALIGN = 2 * MiB       # a memory-backend-ram's alignment (QEMU_VMALLOC_ALIGN)
-SOFT_RESERVED = 0xefffffff
-SRAT_ENABLED, SRAT_HOTPLUG = 1, 3
+SOFT_RESERVED = fwcfg.E820_SOFT_RESERVED
+SRAT_ENABLED = fwcfg.SRAT_ENABLED
+SRAT_HOTPLUG = fwcfg.SRAT_ENABLED | fwcfg.SRAT_HOTPLUGGABLE
 TIMEOUT = 30
 
 PC_MACHINES = ("q35", "pc", "pc-q35-5.0", "pc-i440fx-5.0")
@@ -540,46 +536,6 @@ def expected_srat(case, pred):
 
 # ------------------------------------------------------------------ running
 
-def srat_entries(tables):
-    """The SRAT in etc/acpi/tables as a list of (type, pxm, base, size,
-    flags) in table order (base and size None for processor entries)."""
-    off = 0
-    while off + 36 <= len(tables):
-        sig, length = tables[off:off + 4], struct.unpack("<I", tables[off + 4:off + 8])[0]
-        if length < 36:
-            break
-        if sig == b"SRAT":
-            out, i = [], off + 48
-            while i < off + length:
-                typ, ln = tables[i], tables[i + 1]
-                if ln == 0:
-                    break
-                if typ == 0:            # processor local APIC affinity
-                    pxm = tables[i + 2] | int.from_bytes(tables[i + 9:i + 12], "little") << 8
-                    flags, = struct.unpack("<I", tables[i + 4:i + 8])
-                    out.append((0, pxm, None, None, flags))
-                elif typ == 2:          # processor local x2APIC affinity
-                    pxm, = struct.unpack("<I", tables[i + 4:i + 8])
-                    flags, = struct.unpack("<I", tables[i + 12:i + 16])
-                    out.append((2, pxm, None, None, flags))
-                elif typ == 1:          # memory affinity
-                    pxm, = struct.unpack("<I", tables[i + 2:i + 6])
-                    base, size = struct.unpack("<QQ", tables[i + 8:i + 24])
-                    flags, = struct.unpack("<I", tables[i + 28:i + 32])
-                    out.append((1, pxm, base, size, flags))
-                i += ln
-            return out
-        off += length
-    return None
-
-
-def srat_memory(tables):
-    """Memory affinity entries of the SRAT in etc/acpi/tables, in order."""
-    srat = srat_entries(tables)
-    return None if srat is None else \
-        [(b, s, p, f) for t, p, b, s, f in srat if t == 1]
-
-
 def check_started(case, pred, qmp_devs, e820, srat):
     """A started case against the prediction. Returns a problem or None."""
     want = {d.id: (d, a, s) for d, a, s in pred.placed}
@@ -672,41 +628,19 @@ def run_case(qemu, case, tmpdir):
                     return ("hang",)
         conn.settimeout(TIMEOUT)
         qt = Qtest(conn)
-        q = socket.socket(socket.AF_UNIX)
-        q.settimeout(TIMEOUT)
-        for _ in range(200):
-            try:
-                q.connect(qmp_path)
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    return exited()
-                time.sleep(0.05)
-        qf = q.makefile("rw")
-
-        def qmp(cmd):
-            qf.write(json.dumps({"execute": cmd}) + "\n")
-            qf.flush()
-            while True:
-                m = json.loads(qf.readline())
-                if "return" in m or "error" in m:
-                    return m.get("return")
         try:
-            json.loads(qf.readline())       # greeting
-            qmp("qmp_capabilities")
-            devs = qmp("query-memory-devices")
-        except (OSError, ValueError):
+            qmp = QMP.connect(qmp_path, wait=10, proc=proc, timeout=TIMEOUT)
+            devs = qmp.cmd("query-memory-devices")
+        except (OSError, EOFError, ValueError):
             # the chardevs come up before the devices: QEMU may still fail
             return exited()
         e820, srat = [], None
         if case.pc:
-            raw = qt.fw_cfg_file("etc/e820") or b""
-            e820 = [struct.unpack("<QQI", raw[i:i + 20])
-                    for i in range(0, len(raw), 20)]
+            e820 = fwcfg.e820(qt.fw_cfg_file("etc/e820") or b"")
             tables = qt.fw_cfg_file("etc/acpi/tables")
-            srat = srat_entries(tables) if tables else None
-        qmp("quit")
-        q.close()
+            srat = fwcfg.srat(tables) if tables else None
+        qmp.cmd("quit")
+        qmp.close()
         proc.wait(timeout=TIMEOUT)
         return ("started", devs, e820, srat)
     except (OSError, EOFError, ValueError, RuntimeError,
@@ -763,7 +697,7 @@ def main():
     ap.add_argument("--seed", type=int, default=20261124)
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--time-limit", type=float, default=1800)
-    ap.add_argument("--qemu", default=QEMU)
+    ap.add_argument("--qemu", default=qemu_binary())
     ap.add_argument("--verbose", action="store_true",
                     help="print every case's outcome and command line")
     args = ap.parse_args()

@@ -2,9 +2,9 @@
 
 Each test boots the patched QEMU (TCG) with a placement of spm-memory
 devices, a firmware and a Debian kernel (6.1, 6.12 and the newest 7.N;
-scripts/boot-guest.sh), asks QEMU over QMP where it put the devices, and
-checks what the guest made of them from its report (scripts/guest-init.sh,
-parsed by scripts/parse-report.py) against the placement's own table:
+guest/boot.sh), asks QEMU over QMP where it put the devices, and
+checks what the guest made of them from its report (guest/init.sh,
+parsed by spmtest/report.py) against the placement's own table:
 
 - the E820 map in the boot log ("BIOS-e820: ... soft reserved") has a soft
   reserved range exactly over each device (adjacent devices: one range);
@@ -25,15 +25,12 @@ is tested for its documented behaviour: SRAT as above, but no soft reserved
 range and no dax device, and the memory is on no node.
 """
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.dirname(os.path.abspath(__file__)))), "scripts"))
-import spmguest  # noqa: E402
+from spmtest import build_dir
+from spmtest import guest as spmguest
 
-BUILD = spmguest.BUILD
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 DEVMEM = 0x100000000          # device memory starts at 4 GiB with 1 GiB of RAM
 
@@ -158,7 +155,7 @@ iomem_ranges = spmguest.iomem_ranges
 
 # firmware (spmguest.boot()'s name for it): does it pass soft reserved on?
 # All but QEMU's default BIOS are files that "make guest-deps" prepared
-# (scripts/guest-firmware.sh); a missing one fails the test, naming it.
+# (guest/firmware.sh); a missing one fails the test, naming it.
 FIRMWARE = {
     "seabios": True,            # QEMU's default: SeaBIOS >= 1.17.0 + patches
     "ovmf": True,               # OVMF >= 2026.05
@@ -169,7 +166,7 @@ FIRMWARE = {
 
 def boot(placement, firmware, kernel):
     p = PLACEMENTS[placement]
-    log = os.path.join(BUILD, "logs", "guest",
+    log = os.path.join(build_dir(), "logs", "guest",
                        f"{placement}-{firmware}-{kernel}.log")
     return spmguest.boot(["-M", p["machine"], *p["args"]], kernel=kernel,
                          firmware=firmware, log=log)

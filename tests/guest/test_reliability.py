@@ -1,7 +1,7 @@
 """Reliability with a running guest: live migration, hotplug refusal, reset.
 
 The guest (patched SeaBIOS, Debian 6.1, 6.12 or the newest 7.N) fills its
-spm-memory with a pattern (scripts/guest-spmtool.c: through /dev/dax0.0 on
+spm-memory with a pattern (guest/spmtool.c: through /dev/dax0.0 on
 6.1, as memory of the device's node on 6.12 and 7.x) and prints the checksum
 every second. Then:
 
@@ -28,18 +28,17 @@ SRAT, dax devices in sysfs).
 import functools
 import os
 import re
-import sys
 import tempfile
 import time
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.dirname(os.path.abspath(__file__)))), "scripts"))
-import spmguest  # noqa: E402
+from spmtest import build_dir
+from spmtest import guest as spmguest
+from spmtest import report as guest_report
 
 MiB = 1 << 20
-LOGS = os.path.join(spmguest.BUILD, "logs", "guest")
+LOGS = os.path.join(build_dir(), "logs", "guest")
 SPM_ADDR, SPM_SIZE = 0x100000000, 256 * MiB
 
 
@@ -200,9 +199,9 @@ def test_system_reset(kernel):
     try:
         devs = [d["data"] for d in g.qmp.cmd("query-memory-devices")]
         g.qmp.cmd("cont")
-        _, pos = g.wait_for(spmguest.parse_report.END, timeout=240)
+        _, pos = g.wait_for(guest_report.END, timeout=240)
         g.qmp.cmd("system_reset")
-        g.wait_for(spmguest.parse_report.END, timeout=240, after=pos)
+        g.wait_for(guest_report.END, timeout=240, after=pos)
         first, second = g.reports()
         assert [d["data"] for d in g.qmp.cmd("query-memory-devices")] == devs
 

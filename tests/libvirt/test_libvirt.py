@@ -7,7 +7,7 @@ What it does:
 1. checks that Debian's libvirt (libvirt-daemon,
    libvirt-daemon-driver-qemu, libvirt-clients) and the "libvirt-qemu"
    system user that libvirtd looks up at start are there: "make deps"
-   (scripts/host-deps.sh) installs them; the test installs nothing, and
+   (host/deps.sh) installs them; the test installs nothing, and
    fails saying what is missing. The guest kernel and initramfs are the
    ones "make guest-deps" prepared;
 2. starts a private system-mode libvirtd (as root) in its own mount
@@ -35,19 +35,16 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-import spmguest  # noqa: E402
+from spmtest import ROOT, build_dir
+from spmtest import guest as spmguest
+from spmtest import report as guest_report
 
-parse_report = spmguest.parse_report
-SCRIPTS = spmguest.SCRIPTS
-BUILD = spmguest.BUILD
+BUILD = build_dir()
 QEMU = os.path.join(BUILD, "qemu-build", "qemu-system-x86_64")
 EXAMPLE = os.path.join(ROOT, "examples", "spm-memory-libvirt.xml")
 LOGS = os.path.join(BUILD, "logs", "libvirt")
@@ -104,16 +101,7 @@ def check_installed():
         missing.append(f"the system user {QEMU_USER}")
     if missing:
         pytest.fail(f"not installed: {', '.join(missing)}; run 'make deps' "
-                    "(scripts/host-deps.sh) first", pytrace=False)
-
-
-def prepared(script, *args):
-    """stdout of a guest script that only reports what "make guest-deps"
-    prepared (SPM_OFFLINE=1, see spmguest); its own message if it fails."""
-    r = run([os.path.join(SCRIPTS, script), *args], check=False)
-    if r.returncode != 0:
-        pytest.fail(r.stderr.strip(), pytrace=False)
-    return r.stdout
+                    "(host/deps.sh) first", pytrace=False)
 
 
 class Libvirtd:
@@ -242,9 +230,10 @@ def libvirtd():
 
 
 def domain_xml(console_log):
-    kenv = dict(line.split("=", 1) for line in
-                prepared("guest-kernel.sh", "6.12").splitlines() if "=" in line)
-    initrd = prepared("mkinitramfs.sh", "6.12").strip().splitlines()[-1]
+    try:
+        kenv, initrd = spmguest.prepared_kernel("6.12")
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
     with open(EXAMPLE) as f:
         xml = f.read()
     values = {"EMULATOR": QEMU, "KERNEL": kenv["VMLINUZ"], "INITRD": initrd,
@@ -265,8 +254,8 @@ def wait_for_report(daemon, console_log, timeout=300):
                 text = f.read().replace("\r", "")
         except FileNotFoundError:
             text = ""
-        if re.search(r"^" + re.escape(parse_report.END) + r"$", text, re.M):
-            return parse_report.parse_report(text)
+        if re.search(r"^" + re.escape(guest_report.END) + r"$", text, re.M):
+            return guest_report.parse_report(text)
         state = daemon.virsh("domstate", DOMAIN, check=False).stdout.strip()
         if state != "running":
             raise RuntimeError(f"domain {state!r} before the report END "

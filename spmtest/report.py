@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
-"""Turn the spm-memory guest report (scripts/guest-init.sh) in a console log
+"""Turn the spm-memory guest report (guest/init.sh) in a console log
 into JSON.
 
-    parse-report.py LOG [-o OUT.json]     print (or write) the JSON
+    python3 -m spmtest.report LOG [-o OUT.json]   print (or write) the JSON
     import: parse_report(text) -> dict    raises ReportError
 
 Strict: the log must hold exactly one "=== SPM-REPORT BEGIN ===" line followed
@@ -176,7 +175,7 @@ def main():
         with open(args.log, encoding="utf-8", errors="replace") as f:
             rep = parse_report(f.read())
     except (OSError, ReportError) as e:
-        print(f"parse-report: {args.log}: {e}", file=sys.stderr)
+        print(f"spmtest.report: {args.log}: {e}", file=sys.stderr)
         return 1
     out = json.dumps(rep, indent=1)
     if args.output:

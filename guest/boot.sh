@@ -1,14 +1,14 @@
 #!/bin/bash
-# boot-guest.sh [OPTIONS] [-- EXTRA-QEMU-ARGS...]
+# guest/boot.sh [OPTIONS] [-- EXTRA-QEMU-ARGS...]
 #
-# Boot a Debian kernel plus the spm-memory test initramfs (scripts/
-# mkinitramfs.sh, /init = scripts/guest-init.sh) under TCG, write the serial
+# Boot a Debian kernel plus the spm-memory test initramfs (guest/
+# mkinitramfs.sh, /init = guest/init.sh) under TCG, write the serial
 # console to a log file and check that the guest printed its report.
 #
 # Options (each also settable through the environment variable shown):
 #   -q, --qemu PATH        QEMU binary        QEMU  ($BUILD/qemu-build/qemu-system-x86_64)
 #   -k, --kernel SERIES    guest kernel: 6.1, 6.12 or 7.x (the newest 7.N;
-#                          scripts/guest-kernel.sh)   GUEST_KERNEL   (6.12)
+#                          guest/kernel.sh)   GUEST_KERNEL   (6.12)
 #   -f, --firmware FW      GUEST_FIRMWARE (seabios):
 #                            seabios     QEMU's default BIOS
 #                            ovmf        Debian's OVMF >= 2026.05 (make guest-deps)
@@ -36,7 +36,7 @@
 # "=== SPM-REPORT END ===" marker and QEMU exited with status 0, 1 otherwise
 # (the log's tail and QEMU's stderr are shown on stderr), 2 for usage errors.
 # QEMU runs in this script's process group: a caller that stops the script
-# stops QEMU by signalling the group (spmguest.boot() starts it as a
+# stops QEMU by signalling the group (spmtest.guest.boot() starts it as a
 # session leader and kills the group).
 set -euo pipefail
 BUILD=${BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
@@ -80,9 +80,13 @@ esac
 [ -x "$qemu" ] || { echo "boot-guest: no QEMU binary at $qemu" >&2; exit 2; }
 
 # --- guest kernel and initramfs ---------------------------------------------
-kenv=$("$here/guest-kernel.sh" "$kernel") || exit 1
-eval "$kenv"
-initrd=$("$here/mkinitramfs.sh" "$kernel")
+# what make guest-deps prepared (guest/kernel.sh, guest/mkinitramfs.sh)
+kenv=$BUILD/guest/kernel-$kernel.env
+initrd=$BUILD/guest/initramfs-$kernel.cpio.gz
+[ -f "$kenv" ] && [ -f "$initrd" ] ||
+    { echo "boot-guest: no prepared $kernel guest kernel and initramfs ($kenv, $initrd): run 'make guest-deps'" >&2; exit 1; }
+VMLINUZ=$(sed -n 's/^VMLINUZ=//p' "$kenv")
+[ -f "$VMLINUZ" ] || { echo "boot-guest: $VMLINUZ is missing: run 'make guest-deps'" >&2; exit 1; }
 
 # --- firmware ----------------------------------------------------------------
 fw_args=()
@@ -92,7 +96,7 @@ trap 'rm -rf "$tmpdir"' EXIT
 case "$firmware" in
     seabios|default) ;;
     ovmf)
-        fw=$("$here/guest-firmware.sh") || exit 2      # OVMF >= 2026.05 (make guest-deps)
+        fw=$("$here/firmware.sh") || exit 2      # OVMF >= 2026.05 (make guest-deps)
         firmware=$(sed -n 's/^OVMF=//p' <<< "$fw")
         [ -n "$vars" ] || vars=$(sed -n 's/^OVMF_VARS=//p' <<< "$fw")
         ;;

@@ -10,9 +10,10 @@ mkdir -p "$logs"
 rm -f "$logs"/*
 start=$(date +%s)
 
-SANITIZE=1 "$here/build-qemu.sh" tests/qtest/spm-memory-test || exit 1
-built=$(date +%s)
+# (the Makefile configured it: host/configure-qemu.sh --asan)
 out="$BUILD/qemu-build-asan"
+"$here/../host/build-qemu.sh" "$out" tests/qtest/spm-memory-test || exit 1
+built=$(date +%s)
 
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=0:print_summary=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=0
@@ -35,7 +36,7 @@ echo "== guest boot (Linux 6.12, two spm-memory devices) on the sanitized build"
 # guest once hit a stale int3 of its own text patching with one thread per
 # vCPU ("Oops: int3" in sched_clock_cpu).
 GUEST_ACCEL=tcg,thread=single SPM_OFFLINE=1 QEMU="$out/qemu-system-x86_64" \
-    "$here/boot-guest.sh" -k 6.12 -t 600 \
+    "$here/../guest/boot.sh" -k 6.12 -t 600 \
     -o "$logs/guest.log" -- -M q35 -m 1G,maxmem=8G \
     -object memory-backend-ram,id=m0,size=1G \
     -numa node,nodeid=0,memdev=m0,cpus=0-1 -numa node,nodeid=1 -numa node,nodeid=2 \

@@ -1,13 +1,13 @@
 #!/bin/bash
 # make check: every test, each stage with its own log and summary line, then
 # one line for all of them.
-#   qtests    QEMU's own and the series' spm-memory-test (scripts/run-qtests.sh)
+#   qtests    QEMU's own and the series' spm-memory-test (tests/run-qtests.sh)
 #   guest     real Linux guests (tests/guest, pytest)
 #   fuzz      a slice of the randomized configurations (tests/fuzz)
 #   libvirt   a real libvirtd runs examples/spm-memory-libvirt.xml (tests/libvirt)
 #   sanitize  ASan+UBSan build: spm-memory-test and a guest boot
 #   setup     the set-up on Debian 13 in a debootstrap'd root (tests/host/test_setup.sh)
-#   series    the QEMU series with cover letter, checkpatch-clean (series.sh)
+#   series    the QEMU series with cover letter, checkpatch-clean (host/series.sh)
 # CHECK_STAGES selects stages (default: all of them); an unknown name is an
 # error. A stage fails when its command fails, when it reports a failed test,
 # or when it ran no test at all; skipped tests are counted and shown.
@@ -16,6 +16,7 @@ BUILD=${BUILD:?}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 logs="$BUILD/logs"
+cd "$root"     # Python runs from here: the spmtest package and tests.* modules
 mkdir -p "$logs"
 stages=${CHECK_STAGES:-series qtests guest fuzz libvirt sanitize setup}
 QTESTS=("$@")
@@ -31,14 +32,13 @@ done
 stage() {
     case "$1" in
         qtests)   "$here/run-qtests.sh" "${QTESTS[@]}" ;;
-        guest)    (cd "$root/tests/guest" && /usr/bin/python3 -m pytest -q \
-                       -p no:cacheprovider ${GUEST_TESTS:+-k "$GUEST_TESTS"}) ;;
-        fuzz)     /usr/bin/python3 "$root/tests/fuzz/spm_fuzz.py" \
+        guest)    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/guest \
+                       ${GUEST_TESTS:+-k "$GUEST_TESTS"} ;;
+        fuzz)     /usr/bin/python3 -m tests.fuzz.spm_fuzz \
                        --count "${FUZZ_COUNT:-200}" --time-limit 600 ;;
         sanitize) "$here/sanitize.sh" ;;
-        series)   "$here/series.sh" ;;
-        libvirt)  (cd "$root/tests/libvirt" && /usr/bin/python3 -m pytest -q \
-                       -p no:cacheprovider) ;;
+        series)   "$here/../host/series.sh" ;;
+        libvirt)  /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/libvirt ;;
         setup)    "$root/tests/host/test_setup.sh" trixie ;;
     esac
 }

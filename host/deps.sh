@@ -16,7 +16,7 @@
 #    pinned. The entry is removed again when the host lists the suite
 #    itself, so no suite is ever configured twice. What earlier versions
 #    of apt-setup.sh wrote into /etc/apt is removed first.
-# 2. scripts/apt-setup.sh: the private apt configuration of the suites that
+# 2. host/apt-setup.sh: the private apt configuration of the suites that
 #    are only downloaded from (sources, firmware, guest kernels), which
 #    leaves the host's apt alone.
 #
@@ -26,12 +26,13 @@ set -euo pipefail
 BUILD=${BUILD:?}
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-die() { echo "host-deps: $*" >&2; exit 1; }
+die() { echo "host/deps.sh: $*" >&2; exit 1; }
 
 pkgs=(
     # build (QEMU, SeaBIOS, the guest initramfs)
     build-essential ccache ninja-build pkg-config python3 python3-venv dpkg-dev git
     libglib2.0-dev libfdt-dev libslirp-dev libpixman-1-dev zlib1g-dev
+    libnuma-dev         # NUMA binding of memory backends (host-nodes=, policy=)
     # firmware and ROMs the built binary loads by default
     qemu-system-data ipxe-qemu
     # tests and guests
@@ -113,7 +114,7 @@ ensure_bpo() {
     uri=$(archive_uri main)
     [ -n "$uri" ] || die "cannot find the Debian archive URI in $HOST_SOURCES or /etc/apt/sources.list"
     printf '%s\n' \
-        "# Written by spm-memory scripts/host-deps.sh for meson >= $MESON_MIN and" \
+        "# Written by spm-memory host/deps.sh for meson >= $MESON_MIN and" \
         "# python3-pycotap: Debian's backports suite of this release, not pinned" \
         "# (backports install only on request). Archive URI from $HOST_SOURCES." \
         "Types: deb" "URIs: $uri" "Suites: $bpo" "Components: main" \

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Build SeaBIOS bios-256k.bin, as QEMU builds its bundled one, from
-# Debian's SeaBIOS source (the newest >= 1.17.0: scripts/fetch-seabios.sh)
+# Debian's SeaBIOS source (the newest >= 1.17.0: host/fetch-seabios.sh)
 # plus the series in patches/seabios/.
 #
 #   $BUILD/dl/           the source package download
@@ -163,5 +163,6 @@ if ! mk -j2 all >> "$out/build.log" 2>&1; then
     die "build failed; see $out/build.log"
 fi
 cmp -s "$obj/bios.bin" "$out/bios-256k.bin" || cp "$obj/bios.bin" "$out/bios-256k.bin"
+touch "$out/bios-256k.bin"     # the Makefile's target: up to date
 log "$(grep -m1 -o 'Version: .*' "$out/build.log" || echo "up to date")"
 echo "$out/bios-256k.bin"

@@ -33,6 +33,7 @@ want=$(series_id "$PREP" "$PATCHES")
 
 if [ -d "$tree/.git" ] && [ "$(cat "$tree/.git/spm-pristine" 2>/dev/null)" = "$QEMU_DEBIAN_VERSION" ]; then
     if [ "$(head -1 "$stamp" 2>/dev/null)" = "$want" ]; then
+        touch "$stamp"      # the Makefile's target: up to date with patches/
         exit 0
     fi
     applied_head=$(sed -n 2p "$stamp" 2>/dev/null || true)

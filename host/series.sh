@@ -1,5 +1,5 @@
 #!/bin/bash
-# series.sh [--build-each]
+# host/series.sh [--build-each]
 #
 # Write the spm-memory QEMU series, as it would go to the list, to
 # $BUILD/series: git format-patch of the working tree's base..HEAD with a
@@ -9,8 +9,9 @@
 # blobs that QEMU's own bios-tables-test process adds; errors fail.
 #
 # --build-each also builds qemu-system-x86_64 at every patch of the series
-# (in a separate worktree and build directory), to show that each one
-# builds on its own.
+# (in a separate worktree and build directory, configured as the main build
+# by host/configure-qemu.sh), to show that each one builds on its own, and
+# runs the device's qtest (spm-memory-test) at every patch that has it.
 set -uo pipefail
 BUILD=${BUILD:?}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -52,22 +53,28 @@ if [ "${1:-}" = --build-each ]; then
     git -C "$tree" worktree remove --force "$wt" 2>/dev/null || rm -rf "$wt"
     git -C "$tree" worktree prune
     git -C "$tree" worktree add -q --detach "$wt" base || exit 1
-    export CCACHE_BASEDIR=$BUILD CCACHE_NOHASHDIR=true
-    mkdir -p "$bd"
-    (cd "$bd" && "$wt/configure" --target-list=x86_64-softmmu \
-        --without-default-features --enable-tcg --enable-fdt=system \
-        --disable-docs --disable-user --disable-install-blobs \
-        --disable-download --python=/usr/bin/python3 "--cc=ccache cc" \
-        > configure.log 2>&1) || { echo "series: configure failed"; exit 1; }
+    export CCACHE_BASEDIR=$BUILD
+    "$here/configure-qemu.sh" "$wt" "$bd" || { echo "series: configure failed"; exit 1; }
     for c in $(git -C "$tree" rev-list --reverse base..HEAD); do
         git -C "$wt" checkout -q "$c"
         t0=$(date +%s)
-        if ninja -C "$bd" qemu-system-x86_64 > "$bd/ninja.log" 2>&1; then
-            r=ok
-        else
+        qtest=()
+        [ ! -f "$wt/tests/qtest/spm-memory-test.c" ] || qtest=(tests/qtest/spm-memory-test)
+        r=ok t=-
+        if ! "$here/build-qemu.sh" "$bd" "${qtest[@]}" > "$bd/ninja.log" 2>&1; then
             r=FAILED; failed=$((failed + 1)); tail -20 "$bd/ninja.log"
+        elif [ ${#qtest[@]} = 1 ]; then
+            # the device's qtest on this patch's own build (TCG only)
+            if (cd "$bd" && timeout -k 10 1200 "$root/tests/no-kvm.sh" \
+                    env QTEST_QEMU_BINARY=./qemu-system-x86_64 \
+                    ./tests/qtest/spm-memory-test --tap -k) > "$bd/qtest.log" 2>&1; then
+                t="spm-memory-test $(grep -c '^ok ' "$bd/qtest.log") ok"
+            else
+                t="spm-memory-test FAILED"; failed=$((failed + 1))
+                grep -E '^not ok|Bail out' "$bd/qtest.log" | head -10
+            fi
         fi
-        printf '  build %-4s %4ss  %s\n' "$r" "$(( $(date +%s) - t0 ))" \
+        printf '  build %-6s %4ss  %-28s %s\n' "$r" "$(( $(date +%s) - t0 ))" "$t" \
             "$(git -C "$tree" log -1 --format=%s "$c")"
     done
     git -C "$tree" worktree remove --force "$wt"

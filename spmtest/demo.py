@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """make demo: a guest with two spm-memory devices on two NUMA nodes.
 
 Boots the patched QEMU (TCG) with the patched SeaBIOS and Debian's 6.12
@@ -6,7 +5,8 @@ kernel, and reports where QEMU placed each device, what the guest's firmware
 map, /proc/iomem and SRAT say, and which dax devices and NUMA nodes the guest
 made of them. Writes a picture of the guest physical memory map as SVG.
 
-    demo.py [--kernel 6.1|6.12|7.x] [--firmware seabios|ovmf] [--svg PATH]
+    python3 -m spmtest.demo [--kernel 6.1|6.12|7.x] [--firmware seabios|ovmf]
+                            [--svg PATH]
 
 It boots only what "make guest-deps" prepared.
 """
@@ -15,8 +15,8 @@ import html
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import spmguest  # noqa: E402
+from spmtest import build_dir
+from spmtest import guest as spmguest
 
 MiB, GiB = 1 << 20, 1 << 30
 
@@ -110,10 +110,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kernel", default="6.12", choices=spmguest.KERNELS)
     ap.add_argument("--firmware", default="seabios")
-    ap.add_argument("--svg", default=os.path.join(spmguest.BUILD, "demo",
+    ap.add_argument("--svg", default=os.path.join(build_dir(), "demo",
                                                   "memory-map.svg"))
     args = ap.parse_args()
-    log = os.path.join(spmguest.BUILD, "demo", "guest-console.log")
+    log = os.path.join(build_dir(), "demo", "guest-console.log")
 
     print("Booting a guest (TCG, Debian kernel %s, firmware %s) with two "
           "spm-memory devices..." % (args.kernel, args.firmware), flush=True)

@@ -1,8 +1,8 @@
 #!/bin/bash
-# guest-kernel.sh 6.1|6.12|7.x
+# guest/kernel.sh 6.1|6.12|7.x
 #
 # Resolve the newest Debian kernel of the given series known to apt,
-# download and extract it (scripts/fetch-deb.sh, cached under $BUILD/deb),
+# download and extract it (host/fetch-deb.sh, cached under $BUILD/deb),
 # and print KEY=VALUE lines, also written to $BUILD/guest/kernel-SERIES.env.
 #
 # Series:
@@ -27,13 +27,13 @@
 #   MOD_KMEM=.../kernel/drivers/dax/kmem.ko[.xz]
 #   MOD_DAX_HMEM=.../kernel/drivers/dax/hmem/dax_hmem.ko[.xz]
 #
-# Usage from another script:  eval "$(scripts/guest-kernel.sh 6.12)"
+# Usage from another script:  eval "$(guest/kernel.sh 6.12)"
 # Set GUEST_KERNEL_PKG (linux-image-R or linux-binary-R) to use a specific
 # kernel release instead of the newest one.
 # Packages come from the download-only suites of the private apt
-# configuration (scripts/apt-setup.sh), never the host's apt. The result is
-# reused while $BUILD/guest/kernel-SERIES.env is newer than those package
-# lists (i.e. until their next update) and its files exist;
+# configuration (host/apt-setup.sh), never the host's apt. The result is
+# reused while $BUILD/guest/kernel-SERIES.env is not older than those
+# package lists (i.e. until their next update) and its files exist;
 # GUEST_KERNEL_REFRESH=1 forces a new look-up. When apt cannot resolve
 # anything (e.g. no lists) but an earlier run left that file, it is printed
 # instead. With SPM_OFFLINE=1 (tests, demo) only that file is used: no
@@ -45,7 +45,7 @@ set -euo pipefail
 BUILD=${BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
 export BUILD
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/lib.sh"
+. "$here/../host/lib.sh"
 series=${1:-}
 min_ver='' max_ver=''
 case "$series" in
@@ -91,8 +91,8 @@ if [ "${SPM_OFFLINE:-0}" = 1 ]; then
     offline_refuse "the $series guest kernel${want_release:+ $want_release} ($env_file)"
 fi
 lists=$APT_DIR/state/lists pkgcache=$APT_DIR/cache/pkgcache.bin
-if [ "${GUEST_KERNEL_REFRESH:-0}" != 1 ] && [ -d "$lists" ] && [ "$env_file" -nt "$lists" ] &&
-   { [ ! -e "$pkgcache" ] || [ "$env_file" -nt "$pkgcache" ]; } && cached_ok; then
+if [ "${GUEST_KERNEL_REFRESH:-0}" != 1 ] && [ -d "$lists" ] && [ ! "$env_file" -ot "$lists" ] &&
+   { [ ! -e "$pkgcache" ] || [ ! "$env_file" -ot "$pkgcache" ]; } && cached_ok; then
     cat "$env_file"; exit 0
 fi
 apt_require
@@ -125,10 +125,10 @@ if [ -z "$release" ]; then
 fi
 if [ -z "$release" ]; then
     if [ -s "$env_file" ]; then
-        echo "guest-kernel: apt knows no $series kernel; using cached $env_file" >&2
+        echo "guest/kernel.sh: apt knows no $series kernel; using cached $env_file" >&2
         cat "$env_file"; exit 0
     fi
-    echo "guest-kernel: no package matching $name_re known to apt (private lists in $APT_DIR: make deps)" >&2
+    echo "guest/kernel.sh: no package matching $name_re known to apt (private lists in $APT_DIR: make deps)" >&2
     exit 1
 fi
 
@@ -139,15 +139,15 @@ pkg=linux-image-$release mpkg=linux-image-$release
 if grep -qx "linux-binary-$release" <<< "$known"; then pkg=linux-binary-$release; fi
 if grep -qx "linux-modules-$release" <<< "$known"; then mpkg=linux-modules-$release; fi
 
-dir=$("$here/fetch-deb.sh" "$pkg")
+dir=$("$here/../host/fetch-deb.sh" "$pkg")
 mdir=$dir
-[ "$mpkg" = "$pkg" ] || mdir=$("$here/fetch-deb.sh" "$mpkg")
+[ "$mpkg" = "$pkg" ] || mdir=$("$here/../host/fetch-deb.sh" "$mpkg")
 vmlinuz=
 for f in "$dir/boot/vmlinuz-$release" "$dir/usr/lib/modules/$release/vmlinuz" \
          "$dir/lib/modules/$release/vmlinuz"; do
     [ -f "$f" ] && { vmlinuz=$f; break; }
 done
-[ -n "$vmlinuz" ] || { echo "guest-kernel: no vmlinuz for $release in $dir" >&2; exit 1; }
+[ -n "$vmlinuz" ] || { echo "guest/kernel.sh: no vmlinuz for $release in $dir" >&2; exit 1; }
 moddir=$mdir/lib/modules/$release/kernel/drivers/dax
 [ -d "$moddir" ] || moddir=$mdir/usr/lib/modules/$release/kernel/drivers/dax
 find_mod() {
@@ -155,7 +155,7 @@ find_mod() {
     for f in "$moddir/$1.ko" "$moddir/$1.ko.xz" "$moddir/$1.ko.zst"; do
         [ -f "$f" ] && { echo "$f"; return 0; }
     done
-    echo "guest-kernel: $1 module not found under $moddir" >&2
+    echo "guest/kernel.sh: $1 module not found under $moddir" >&2
     return 1
 }
 m_dd=$(find_mod device_dax)
@@ -177,5 +177,13 @@ MOD_KMEM=$m_kmem
 MOD_DAX_HMEM=$m_hmem
 EOS
 chmod 644 "$tmp"
-mv -f "$tmp" "$env_file"
+# Only a new kernel changes the file's time beyond the package lists' (so
+# that make rebuilds the initramfs only then); the same answer again gets
+# the lists' time, which marks it as checked against them.
+if cmp -s "$tmp" "$env_file"; then
+    rm -f "$tmp"
+    touch -r "$(ls -td "$lists" "$pkgcache" 2>/dev/null | head -1)" "$env_file"
+else
+    mv -f "$tmp" "$env_file"
+fi
 cat "$env_file"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# guest-firmware.sh [--prepare]
+# guest/firmware.sh [--prepare]
 #
 # The firmware that guests boot besides QEMU's default BIOS (the patched
 # SeaBIOS that make qemu builds), as KEY=VALUE lines kept in
@@ -13,7 +13,7 @@
 #       the same of the newest OVMF < 2026.05, which does not
 #   SEABIOS_STOCK, SEABIOS_STOCK_VERSION
 #       stock SeaBIOS (>= 1.17.0, without patches/seabios), built like the
-#       patched one (scripts/build-seabios.sh), which drops soft reserved
+#       patched one (host/build-seabios.sh), which drops soft reserved
 #
 # --prepare (make guest-deps) resolves, downloads and builds them and writes
 # the file. Without it the file is printed after checking that every file it
@@ -22,18 +22,18 @@ set -euo pipefail
 BUILD=${BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
 export BUILD
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/lib.sh"
+. "$here/../host/lib.sh"
 OVMF_SP_MIN=2026.05               # edk2-stable202605: EfiAcpiAddressRangeSoftReserved
 env_file=$BUILD/guest/firmware.env
-die() { echo "guest-firmware: $*" >&2; exit 1; }
+die() { echo "guest/firmware.sh: $*" >&2; exit 1; }
 
 if [ "${1:-}" != --prepare ]; then
     [ $# = 0 ] || { echo "usage: $0 [--prepare]" >&2; exit 2; }
-    [ -s "$env_file" ] || die "no prepared firmware ($env_file): run 'make guest-deps' (scripts/guest-deps.sh)"
+    [ -s "$env_file" ] || die "no prepared firmware ($env_file): run 'make guest-deps'"
     while IFS='=' read -r k v; do
         case "$k" in
             OVMF|OVMF_VARS|OVMF_OLD|OVMF_OLD_VARS|SEABIOS_STOCK)
-                [ -f "$v" ] || die "$k: $v is missing: run 'make guest-deps' (scripts/guest-deps.sh)" ;;
+                [ -f "$v" ] || die "$k: $v is missing: run 'make guest-deps'" ;;
         esac
     done < "$env_file"
     cat "$env_file"
@@ -60,7 +60,7 @@ ovmf() {
     done
     for t in "${cands[@]}"; do
         v=${t%% *} p=${t#* }
-        dir=$("$here/fetch-deb.sh" "$p" "=$v")
+        dir=$("$here/../host/fetch-deb.sh" "$p" "=$v")
         if [ -f "$dir/usr/share/OVMF/OVMF_CODE_4M.fd" ] && [ -f "$dir/usr/share/OVMF/OVMF_VARS_4M.fd" ]; then
             echo "$v $dir"; return 0
         fi
@@ -70,7 +70,7 @@ ovmf() {
 
 new=$(ovmf ">=$OVMF_SP_MIN")
 old=$(ovmf "<<$OVMF_SP_MIN")
-stock=$(SEABIOS_PATCHES=none SEABIOS_NAME=seabios-stock "$here/build-seabios.sh" | tail -n 1)
+stock=$(SEABIOS_PATCHES=none SEABIOS_NAME=seabios-stock "$here/../host/build-seabios.sh" | tail -n 1)
 . "$BUILD/seabios-source.env"
 
 mkdir -p "$BUILD/guest"

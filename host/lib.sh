@@ -12,7 +12,7 @@ series_id() {
 # --- apt ---------------------------------------------------------------------
 # Suites that are only downloaded from and extracted (sources, firmware,
 # guest kernels) go through a private apt configuration in $BUILD/apt
-# (scripts/apt-setup.sh writes it): its own sources, lists, cache and an
+# (host/apt-setup.sh writes it): its own sources, lists, cache and an
 # empty dpkg status, so the host's apt never sees them. Only data is read
 # from apt: deb822 records (apt-cache showsrc), the version column of
 # apt-cache madison, versions compared with dpkg --compare-versions. What apt
@@ -59,7 +59,7 @@ archive_uri() {
 remove_legacy_apt() {
     local f
     for f in /etc/apt/sources.list.d/spm-memory.sources /etc/apt/preferences.d/spm-memory; do
-        if [ -f "$f" ] && grep -q 'Written by spm-memory scripts/apt-setup.sh' "$f"; then
+        if [ -f "$f" ] && grep -q 'Written by spm-memory host/apt-setup.sh' "$f"; then
             rm -f "$f"
             echo "${0##*/}: removed $f (written by an earlier version; the host's apt sources are left alone now)" >&2
         fi
@@ -70,7 +70,7 @@ remove_legacy_apt() {
 # apt_require: stop unless the private configuration is there.
 apt_require() {
     if [ ! -f "$APT_DIR/apt.conf" ]; then
-        echo "${0##*/}: no private apt configuration in $APT_DIR: run 'make deps' (scripts/host-deps.sh)" >&2
+        echo "${0##*/}: no private apt configuration in $APT_DIR: run 'make deps' (host/deps.sh)" >&2
         exit 1
     fi
 }
@@ -139,7 +139,7 @@ newest_version() {
 offline_refuse() {
     if [ "${SPM_OFFLINE:-0}" = 1 ]; then
         echo "${0##*/}: $1 is not prepared (SPM_OFFLINE=1: tests never download or build);" \
-             "prepare it with 'make guest-deps' (scripts/guest-deps.sh)" >&2
+             "prepare it with 'make guest-deps' (guest/deps.sh)" >&2
         exit 1
     fi
 }

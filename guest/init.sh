@@ -1,13 +1,13 @@
 #!/bin/sh
 # /init of the spm-memory test guest (busybox, no udev). Installed into the
-# initramfs by scripts/mkinitramfs.sh; runs as PID 1.
+# initramfs by guest/mkinitramfs.sh; runs as PID 1.
 #
 # 1. mounts proc, sysfs, devtmpfs;
 # 2. loads the dax modules: device_dax, kmem, then dax_hmem (see "Modules");
 # 3. waits until every soft reserved E820 range (dmesg "BIOS-e820: ... soft
 #    reserved") has a dax device with a driver;
 # 4. prints the report between "=== SPM-REPORT BEGIN ===" and
-#    "=== SPM-REPORT END ===" (parsed by scripts/parse-report.py);
+#    "=== SPM-REPORT END ===" (parsed by spmtest/report.py);
 # 5. with spm.fill=MIB, fills and keeps checking spm-memory (spmtool);
 #    with spm.bench=MIB, measures its bandwidth against node 0 RAM (spmtool);
 #    with spm.hold=1, stays up; otherwise powers off (with QEMU -no-reboot
@@ -169,7 +169,7 @@ sync
 
 # --- after the report ---------------------------------------------------------
 # spm.fill=MIB: fill MIB MiB of the first spm-memory device and keep checking
-# it (scripts/guest-spmtool.c): through /dev/dax0.0 when device_dax has it
+# it (guest/spmtool.c): through /dev/dax0.0 when device_dax has it
 # (6.1), or as memory of its NUMA node when kmem onlined it (6.12, 7.x). Runs
 # until QEMU is stopped, so that the tests can migrate, reset or poke the VM.
 spm_target() {

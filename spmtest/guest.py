@@ -1,37 +1,35 @@
 """Boot a guest with spm-memory devices and collect what QEMU and the guest say.
 
-Shared by the guest end-to-end tests (tests/guest) and the demo
-(scripts/demo.py). A boot runs scripts/boot-guest.sh (TCG, a Debian kernel,
+Used by the guest end-to-end tests (tests/guest), the libvirt test, the
+benchmark and the demo. A boot runs guest/boot.sh (TCG, a Debian kernel,
 the report initramfs) with QEMU paused at first, asks QEMU over QMP where it
 placed the spm-memory devices, lets the guest run to its poweroff and parses
-the guest's report (scripts/parse-report.py).
+the guest's report (spmtest.report).
+
+Guests boot only what "make guest-deps" prepared (kernels, initramfs,
+firmware): guest/boot.sh runs with SPM_OFFLINE=1, so nothing is resolved,
+downloaded or built, and a missing file is an error that names the target.
 """
-import importlib.util
-import json
 import os
 import re
 import signal
-import socket
-import struct
 import subprocess
 import tempfile
 import time
 
-SCRIPTS = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(SCRIPTS)
-BUILD = os.environ.setdefault("BUILD", os.path.join(ROOT, "build"))
-# Guests boot only what "make guest-deps" prepared (kernels, initramfs,
-# firmware): the scripts that boot-guest.sh runs then never resolve,
-# download or build anything, and fail saying what is missing instead.
-os.environ.setdefault("SPM_OFFLINE", "1")
+from spmtest import ROOT, build_dir
+from spmtest import report as guest_report
+from spmtest.qmp import QMP
 
-_spec = importlib.util.spec_from_file_location(
-    "parse_report", os.path.join(SCRIPTS, "parse-report.py"))
-parse_report = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(parse_report)
+BOOT = os.path.join(ROOT, "guest", "boot.sh")
 
 
-# Guest kernel series (scripts/guest-kernel.sh): Debian's 6.1 and 6.12
+def boot_env():
+    """The environment of guest/boot.sh: this one, offline, with BUILD."""
+    return dict(os.environ, BUILD=build_dir(), SPM_OFFLINE="1")
+
+
+# Guest kernel series (guest/kernel.sh): Debian's 6.1 and 6.12
 # (bookworm) and the newest 7.N (today 7.2 from sid), and the
 # dax driver each binds to spm-memory: 6.1 leaves hmem dax devices to
 # device_dax (/dev/daxN.M), later kernels give them to kmem, which onlines
@@ -48,23 +46,41 @@ def kernel_matches(series, release):
     return release.startswith(series + ".")
 
 
-_firmware = None
+def prepared_kernel(series):
+    """The kernel of a series and its initramfs that "make guest-deps"
+    prepared (guest/kernel.sh, guest/mkinitramfs.sh): (the KEY=VALUE lines
+    of $BUILD/guest/kernel-SERIES.env as a dict, the initramfs path).
+    Raises RuntimeError naming what is missing."""
+    d = os.path.join(build_dir(), "guest")
+    env, initrd = os.path.join(d, f"kernel-{series}.env"), \
+        os.path.join(d, f"initramfs-{series}.cpio.gz")
+    try:
+        with open(env) as f:
+            kernel = dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
+    except FileNotFoundError:
+        raise RuntimeError(f"no prepared {series} guest kernel ({env}): "
+                           "run 'make guest-deps'") from None
+    for path in (kernel.get("VMLINUZ", env + ": VMLINUZ"), initrd):
+        if not os.path.isfile(path):
+            raise RuntimeError(f"{path} is missing: run 'make guest-deps'")
+    return kernel, initrd
 
 
 def prepared_firmware():
-    """The firmware files that "make guest-deps" prepared
-    (scripts/guest-firmware.sh): {"OVMF": path, "OVMF_VARS": ..., "OVMF_OLD",
+    """The firmware files that "make guest-deps" prepared (guest/firmware.sh,
+    $BUILD/guest/firmware.env): {"OVMF": path, "OVMF_VARS": ..., "OVMF_OLD",
     "OVMF_OLD_VARS", "SEABIOS_STOCK", and their *_VERSION}. Raises
     RuntimeError naming what is missing and how to prepare it."""
-    global _firmware
-    if _firmware is None:
-        r = subprocess.run([os.path.join(SCRIPTS, "guest-firmware.sh")],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError(r.stderr.strip() or "guest-firmware.sh failed")
-        _firmware = dict(line.split("=", 1) for line in r.stdout.splitlines()
-                         if "=" in line)
-    return _firmware
+    path = os.path.join(build_dir(), "guest", "firmware.env")
+    try:
+        with open(path) as f:
+            fw = dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
+    except FileNotFoundError:
+        raise RuntimeError(f"no prepared firmware ({path}): run 'make guest-deps'") from None
+    for key, value in fw.items():
+        if not key.endswith("_VERSION") and not os.path.isfile(value):
+            raise RuntimeError(f"{key}: {value} is missing: run 'make guest-deps'")
+    return fw
 
 
 # firmware names besides QEMU's default BIOS: (code key, VARS key) in
@@ -77,7 +93,7 @@ FIRMWARE_FILES = {
 
 
 def firmware_args(firmware):
-    """boot-guest.sh options for a firmware: "seabios" (QEMU's default BIOS,
+    """guest/boot.sh options for a firmware: "seabios" (QEMU's default BIOS,
     the patched SeaBIOS), a name of FIRMWARE_FILES (the prepared file) or a
     firmware file."""
     if firmware in FIRMWARE_FILES:
@@ -108,7 +124,7 @@ def iomem_ranges(report, name):
                   if name.fullmatch(r["name"]))
 
 
-# console lines of scripts/guest-spmtool.c ("spmtool fill")
+# console lines of guest/spmtool.c ("spmtool fill")
 FILLED = r"spmtool: filled target=\S+ bytes=(\d+) checksum=(0x[0-9a-f]+) node=(-?\d+)"
 VERIFY = r"spmtool: verify round=\d+ checksum=(0x[0-9a-f]+) (ok|BAD)"
 
@@ -125,46 +141,6 @@ def wait_migration(qmp, timeout=600):
     raise TimeoutError("migration did not end")
 
 
-class Qmp:
-    """A minimal QMP client on a unix socket.
-
-    Waits up to `timeout` seconds for QEMU to listen, or until `proc` (the
-    process that starts QEMU, if given) exits: boot-guest.sh may first
-    download and build the guest kernel and initramfs.
-    """
-
-    def __init__(self, path, timeout=600, proc=None):
-        deadline = time.time() + timeout
-        while True:
-            self.sock = socket.socket(socket.AF_UNIX)
-            try:
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.time() > deadline or \
-                        (proc is not None and proc.poll() is not None):
-                    raise
-                time.sleep(0.05)
-        self.file = self.sock.makefile("rw")
-        json.loads(self.file.readline())            # greeting
-        self.cmd("qmp_capabilities")
-
-    def cmd(self, name, **args):
-        self.file.write(json.dumps({"execute": name, "arguments": args}) + "\n")
-        self.file.flush()
-        while True:
-            msg = json.loads(self.file.readline())
-            if "return" in msg:
-                return msg["return"]
-            if "error" in msg:
-                raise RuntimeError(f"{name}: {msg['error']}")
-
-    def close(self):
-        self.file.close()
-        self.sock.close()
-
-
 def boot(qemu_args, kernel="6.12", firmware="seabios", log=None, append=None,
          timeout=180):
     """Boot; return (QMP spm-memory device infos, parsed guest report).
@@ -173,14 +149,14 @@ def boot(qemu_args, kernel="6.12", firmware="seabios", log=None, append=None,
     BIOS), "ovmf" (OVMF >= 2026.05), "ovmf-old" (OVMF < 2026.05),
     "seabios-stock" or a firmware file (firmware_args()). A boot that
     fails, also for want of a prepared kernel, initramfs or firmware,
-    raises RuntimeError with boot-guest.sh's own message.
+    raises RuntimeError with guest/boot.sh's own message.
     """
     if log is None:
-        log = os.path.join(BUILD, "logs", "guest", f"boot-{kernel}.log")
+        log = os.path.join(build_dir(), "logs", "guest", f"boot-{kernel}.log")
     os.makedirs(os.path.dirname(log), exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         qmp_path = os.path.join(tmp, "qmp.sock")
-        cmd = [os.path.join(SCRIPTS, "boot-guest.sh"), "-k", kernel,
+        cmd = [BOOT, "-k", kernel,
                *firmware_args(firmware), "-o", log, "-t", str(timeout)]
         if append:
             cmd += ["-a", append]
@@ -188,13 +164,13 @@ def boot(qemu_args, kernel="6.12", firmware="seabios", log=None, append=None,
                 "-qmp", f"unix:{qmp_path},server=on,wait=off"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
+                                start_new_session=True, env=boot_env())
         devices = None
         try:
             try:
-                qmp = Qmp(qmp_path, proc=proc)
+                qmp = QMP.connect(qmp_path, proc=proc, timeout=60)
             except OSError:
-                # QEMU never listened: boot-guest.sh's stderr says why
+                # QEMU never listened: guest/boot.sh's stderr says why
                 if proc.poll() is None:
                     stop_group(proc)
             else:
@@ -208,13 +184,13 @@ def boot(qemu_args, kernel="6.12", firmware="seabios", log=None, append=None,
     if proc.returncode != 0 or devices is None:
         raise RuntimeError(f"boot failed ({log}):\n{err}{out}")
     with open(log, errors="replace") as f:
-        report = parse_report.parse_report(f.read())
+        report = guest_report.parse_report(f.read())
     return devices, report
 
 
 def stop_group(proc):
     """Kill what is left of the process group that `proc` leads (a
-    boot-guest.sh started with start_new_session=True, and its QEMU)."""
+    guest/boot.sh started with start_new_session=True, and its QEMU)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -225,7 +201,7 @@ def stop_group(proc):
 class Guest:
     """A guest that keeps running: start, watch its console, drive it.
 
-    Runs scripts/boot-guest.sh in the background with a QMP socket. With
+    Runs guest/boot.sh in the background with a QMP socket. With
     incoming=URI the QEMU waits for a migration ("defer" to set it up over
     QMP first); otherwise it starts paused and cont() lets it run.
     """
@@ -236,7 +212,7 @@ class Guest:
         os.makedirs(os.path.dirname(log), exist_ok=True)
         self.tmp = tempfile.TemporaryDirectory()
         qmp_path = os.path.join(self.tmp.name, "qmp.sock")
-        cmd = [os.path.join(SCRIPTS, "boot-guest.sh"), "-k", kernel,
+        cmd = [BOOT, "-k", kernel,
                *firmware_args(firmware), "-o", log, "-t", str(timeout)]
         if append:
             cmd += ["-a", append]
@@ -246,15 +222,15 @@ class Guest:
         cmd += ["-incoming", incoming] if incoming else ["-S"]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True)
+                                     start_new_session=True, env=boot_env())
         try:
-            self.qmp = Qmp(qmp_path, proc=self.proc)
+            self.qmp = QMP.connect(qmp_path, proc=self.proc, timeout=600)
         except OSError:
             stop_group(self.proc)
             raise RuntimeError("QEMU did not start: " + self.proc.stderr.read())
 
     def qemu_stderr(self):
-        """What QEMU printed on stderr (boot-guest.sh keeps it in LOG.qemu)."""
+        """What QEMU printed on stderr (guest/boot.sh keeps it in LOG.qemu)."""
         try:
             with open(self.log + ".qemu", errors="replace") as f:
                 return f.read()
@@ -288,14 +264,14 @@ class Guest:
     def reports(self):
         """Every report the guest printed so far (one per boot), parsed."""
         text = self.text()
-        parts = text.split(parse_report.BEGIN)[1:]
-        return [parse_report.parse_report(parse_report.BEGIN + p)
-                for p in parts if parse_report.END in p]
+        parts = text.split(guest_report.BEGIN)[1:]
+        return [guest_report.parse_report(guest_report.BEGIN + p)
+                for p in parts if guest_report.END in p]
 
     def quit(self):
         try:
             self.qmp.cmd("quit")
-        except (OSError, RuntimeError, ValueError):
+        except (OSError, EOFError, RuntimeError, ValueError):
             pass
         try:
             self.qmp.close()
@@ -307,57 +283,3 @@ class Guest:
             pass
         stop_group(self.proc)
         self.tmp.cleanup()
-
-
-class Qtest:
-    """The qtest protocol (QEMU -qtest), enough to read fw_cfg by DMA."""
-
-    DESC, BUF = 0x100000, 0x200000
-
-    def __init__(self, conn):
-        self.f = conn.makefile("rw")
-
-    def cmd(self, line):
-        self.f.write(line + "\n")
-        self.f.flush()
-        while True:
-            reply = self.f.readline()
-            if not reply:
-                raise EOFError("qtest connection closed")
-            if reply.startswith("OK") or reply.startswith("FAIL"):
-                return reply.split()
-
-    def dma_setup(self, key, length):
-        control = (key << 16) | 0x08 | 0x02           # SELECT | READ
-        d = struct.pack(">IIQ", control, length, self.BUF)
-        self.cmd(f"write {self.DESC:#x} 16 0x{d.hex()}")
-
-    def dma_go(self):
-        addr = int.from_bytes(struct.pack(">I", self.DESC), "little")
-        self.cmd(f"outl 0x518 {addr:#x}")
-
-    def fw_cfg_read(self, key, length):
-        if length == 0:
-            return b""
-        self.dma_setup(key, length)
-        self.dma_go()
-        status = self.cmd(f"read {self.DESC:#x} 4")
-        if int(status[1], 16) & 0x01:
-            raise RuntimeError("fw_cfg DMA error")
-        data = self.cmd(f"read {self.BUF:#x} {length}")
-        return bytes.fromhex(data[1][2:])
-
-    def fw_cfg_files(self):
-        n = struct.unpack(">I", self.fw_cfg_read(0x19, 4))[0]
-        d = self.fw_cfg_read(0x19, 4 + 64 * n)
-        files = {}
-        for i in range(n):
-            size, select = struct.unpack(">IH", d[4 + 64 * i:10 + 64 * i])
-            name = d[12 + 64 * i:68 + 64 * i].split(b"\0")[0].decode()
-            files[name] = (select, size)
-        return files
-
-    def fw_cfg_file(self, name):
-        """The contents of fw_cfg file `name`, or None."""
-        f = self.fw_cfg_files().get(name)
-        return None if f is None else self.fw_cfg_read(*f)

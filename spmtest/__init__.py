@@ -1,0 +1,28 @@
+"""spmtest: the test side of spm-memory, one package for the tests, the
+fuzzer, the benchmark and the demo.
+
+    spmtest.qmp     a QMP client (one for everything that talks to QEMU)
+    spmtest.fwcfg   the qtest protocol, fw_cfg over DMA, etc/e820 and the
+                    ACPI tables (SRAT) decoded from bytes
+    spmtest.report  the guest's report (guest/init.sh) parsed from a console
+    spmtest.guest   booting Linux guests (guest/boot.sh) and watching them
+    spmtest.demo    make demo
+
+Importing it has no side effects: nothing in os.environ changes and no
+process starts. Run its users from the repository root (python3 -m ...);
+the tests are a package below it, so pytest finds this one on its own.
+"""
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def build_dir():
+    """The build directory: $BUILD, else build/ in the repository."""
+    return os.environ.get("BUILD") or os.path.join(ROOT, "build")
+
+
+def qemu_binary():
+    """The QEMU to test: $QEMU, else the one "make qemu" built."""
+    return os.environ.get("QEMU") or os.path.join(
+        build_dir(), "qemu-build", "qemu-system-x86_64")
