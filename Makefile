@@ -10,9 +10,11 @@
 #   qemu          qemu-system-x86_64 with patched SeaBIOS (build/qemu-build)
 #   qtests        qemu plus the qtests that check runs
 #   guest-deps    what guests boot: kernels, initramfs, OVMF, stock SeaBIOS
+#   hostvm        the initramfs of a guest that plays the host (with our QEMU)
 # Tests, one stage each (make check runs them all):
 #   check-qtests check-guest fuzz sanitize series series-build
-# Also: bench bench-report (the benchmark), export (the working tree's
+# Also: demo-host (a dax device of a host through QEMU into a VM's tables),
+# bench bench-report (the benchmark), export (the working tree's
 # commits back to patches/qemu), clean, distclean. See README.md.
 #
 # Folders: host/ set-up and builds, guest/ the guest image and its boot,
@@ -39,8 +41,9 @@ TREE        := $(BUILD)/qemu/.git/spm-series
 SEABIOS_BIN := $(BUILD)/seabios-out/bios-256k.bin
 INITRAMFS   := $(foreach k,$(GUEST_KERNELS),$(GB)/initramfs-$(k).cpio.gz)
 FIRMWARE    := $(GB)/firmware.env
+HOSTVM      := $(GB)/hostvm-initramfs.cpio.gz
 
-.PHONY: all demo check check-qtests check-guest fuzz sanitize series \
+.PHONY: all demo demo-host hostvm check check-qtests check-guest fuzz sanitize series \
         series-build bench bench-report deps source guest-deps tree qemu \
         qtests export clean distclean FORCE
 
@@ -82,7 +85,9 @@ qtests: $(TREE) $(QB)/build.ninja $(SEABIOS_BIN)
 
 # Guests boot only these; tests and the demo never download or build.
 # The kernel look-up runs every time (guest/kernel.sh answers from its file
-# until the package lists change) and changes the file only for a new kernel.
+# until the package lists change) and changes the file only for a new kernel,
+# so the initramfs is rebuilt only then ("make -n", which cannot know the
+# look-up's answer, lists both).
 $(GB)/kernel-%.env: FORCE | deps
 	@guest/kernel.sh $* > /dev/null
 $(GB)/initramfs-%.cpio.gz: $(GB)/kernel-%.env guest/init.sh guest/spmtool.c \
@@ -94,10 +99,18 @@ guest-deps: $(INITRAMFS) $(FIRMWARE)
 	@guest/deps.sh $(GUEST_KERNELS)
 .PRECIOUS: $(GB)/kernel-%.env
 
+# A guest that plays the host (tests/hostvm, demo-host): our QEMU inside the
+# 6.12 guest. (The binary comes from the qemu target, made before it.)
+$(QB)/qemu-system-x86_64: ;
+$(HOSTVM): $(QB)/qemu-system-x86_64 $(GB)/kernel-6.12.env $(SEABIOS_BIN) \
+           $(wildcard guest/hostvm/*)
+	@guest/hostvm/mkinitramfs.sh $(QB)/qemu-system-x86_64 > /dev/null
+hostvm: qemu $(HOSTVM)
+
 # --- tests -------------------------------------------------------------------
 
 # every stage, one summary (tests/check.sh; CHECK_STAGES selects stages)
-check: qtests guest-deps $(ASAN)/build.ninja
+check: qtests guest-deps hostvm $(ASAN)/build.ninja
 	@tests/check.sh $(QTESTS)
 
 check-qtests: qtests
@@ -140,6 +153,9 @@ bench-report:
 
 demo: qemu guest-deps
 	@$(PYTHON) -m spmtest.demo
+
+demo-host: qemu guest-deps hostvm
+	@$(PYTHON) -m spmtest.demo_host
 
 # --- the series --------------------------------------------------------------
 

@@ -3,6 +3,8 @@
 # one line for all of them.
 #   qtests    QEMU's own and the series' spm-memory-test (tests/run-qtests.sh)
 #   guest     real Linux guests (tests/guest, pytest)
+#   hostvm    a Linux guest as the host: spm-memory backed by its /dev/dax0.0,
+#             by RAM bound to its node 1, by its hugepages (tests/hostvm)
 #   fuzz      a slice of the randomized configurations (tests/fuzz)
 #   libvirt   a real libvirtd runs examples/spm-memory-libvirt.xml (tests/libvirt)
 #   sanitize  ASan+UBSan build: spm-memory-test and a guest boot
@@ -18,10 +20,10 @@ root=$(dirname "$here")
 logs="$BUILD/logs"
 cd "$root"     # Python runs from here: the spmtest package and tests.* modules
 mkdir -p "$logs"
-stages=${CHECK_STAGES:-series qtests guest fuzz libvirt sanitize setup}
+stages=${CHECK_STAGES:-series qtests guest hostvm fuzz libvirt sanitize setup}
 QTESTS=("$@")
 
-known="series qtests guest fuzz libvirt sanitize setup"
+known="series qtests guest hostvm fuzz libvirt sanitize setup"
 for s in $stages; do
     case " $known " in
         *" $s "*) ;;
@@ -34,6 +36,7 @@ stage() {
         qtests)   "$here/run-qtests.sh" "${QTESTS[@]}" ;;
         guest)    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/guest \
                        ${GUEST_TESTS:+-k "$GUEST_TESTS"} ;;
+        hostvm)   /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/hostvm ;;
         fuzz)     /usr/bin/python3 -m tests.fuzz.spm_fuzz \
                        --count "${FUZZ_COUNT:-200}" --time-limit 600 ;;
         sanitize) "$here/sanitize.sh" ;;

@@ -1,0 +1,124 @@
+#!/bin/bash
+# guest/hostvm/mkinitramfs.sh QEMU-BINARY
+#
+# Build $BUILD/guest/hostvm-initramfs.cpio.gz, the initramfs of the "host
+# VM" (L1) of tests/hostvm: a Linux guest that has an spm-memory range as
+# /dev/dax0.0 and runs QEMU-BINARY inside itself, as the host of a second
+# VM (L2) with an spm-memory device backed by that dax device, by
+# host-node-bound RAM or by hugepages. It holds:
+#
+#   /init                  guest/hostvm/init.sh
+#   /bin/busybox + applets the host's busybox-static
+#   /bin/qtestfw           guest/hostvm/qtestfw.c, built static
+#   /lib/modules/RELEASE/  device_dax, dax_hmem and qemu_fw_cfg of the guest
+#                          kernel (decompressed; no kmem: the range must stay
+#                          a device-dax device)
+#   /opt/qemu/qemu-system-x86_64   QEMU-BINARY, stripped
+#   /opt/qemu/qemu-bundle/usr/local/share/qemu/   its firmware (FIRMWARE
+#                          below), where a binary with a qemu-bundle
+#                          directory beside it looks by default
+#   every shared library that ldd lists for QEMU-BINARY, and the dynamic
+#   loader, at the same paths as on this host
+#
+# The kernel is described by $KERNEL_ENV (default
+# $BUILD/guest/kernel-6.12.env, written by guest/kernel.sh 6.12).
+# Prints the image's path. "make hostvm" runs it when an input changed
+# (QEMU, its firmware, the kernel, this folder).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+BUILD=${BUILD:-$(cd "$here/../.." && pwd)/build}
+KERNEL_ENV=${KERNEL_ENV:-$BUILD/guest/kernel-6.12.env}
+die() { echo "hostvm/mkinitramfs: $*" >&2; exit 1; }
+
+[ $# = 1 ] || { echo "usage: $0 QEMU-BINARY" >&2; exit 2; }
+qemu=$(readlink -f "$1")
+[ -x "$qemu" ] || die "no QEMU binary at $1"
+[ -f "$KERNEL_ENV" ] || die "no kernel description $KERNEL_ENV (guest/kernel.sh 6.12)"
+# KERNEL_RELEASE, MOD_DEVICE_DAX, MOD_DAX_HMEM (KEY=VALUE lines)
+KERNEL_RELEASE='' MOD_DEVICE_DAX='' MOD_DAX_HMEM=''
+while IFS='=' read -r k v; do
+    case "$k" in
+        KERNEL_RELEASE|MOD_DEVICE_DAX|MOD_DAX_HMEM) printf -v "$k" '%s' "$v" ;;
+    esac
+done < "$KERNEL_ENV"
+if [ -z "$KERNEL_RELEASE" ] || [ ! -f "$MOD_DEVICE_DAX" ] || [ ! -f "$MOD_DAX_HMEM" ]; then
+    die "$KERNEL_ENV names no kernel release or dax modules"
+fi
+# qemu_fw_cfg (the test's plan arrives as a fw_cfg file) is not in the
+# kernel description: it lives in drivers/firmware beside drivers/dax.
+mod_fw_cfg=
+for f in "$(dirname "$MOD_DEVICE_DAX")"/../firmware/qemu_fw_cfg.ko*; do
+    [ -f "$f" ] && mod_fw_cfg=$(readlink -f "$f")
+done
+[ -n "$mod_fw_cfg" ] || die "qemu_fw_cfg module not found beside $MOD_DEVICE_DAX"
+
+busybox=$(command -v busybox || true)
+if [ -z "$busybox" ] || ! file -L "$busybox" 2>/dev/null | grep -q 'statically linked'; then
+    busybox=/bin/busybox
+fi
+"$busybox" --list > /dev/null 2>&1 || die "busybox not found (install busybox-static)"
+
+# Firmware the L2 QEMU loads: -accel qtest runs no code, but the machine
+# still loads its BIOS image and, for the APIC of TCG and qtest, the vapic
+# option ROM (q35 with -nodefaults needs nothing else).
+FIRMWARE=(bios-256k.bin kvmvapic.bin)
+datadir=$(dirname "$qemu")/qemu-bundle/usr/local/share/qemu
+firmware=()
+for f in "${FIRMWARE[@]}"; do
+    [ -e "$datadir/$f" ] || die "no $datadir/$f (make qemu links it)"
+    firmware+=("$(readlink -f "$datadir/$f")")
+done
+
+# Shared libraries: the "=> /path" entries of ldd, plus the loader (the
+# only entry that is a bare absolute path).
+mapfile -t libs < <(ldd "$qemu" | awk '$2 == "=>" && $3 ~ /^\// {print $3}
+                                      $1 ~ /^\// {print $1}')
+[ ${#libs[@]} -gt 0 ] || die "ldd lists no libraries for $qemu"
+
+out=$BUILD/guest
+img=$out/hostvm-initramfs.cpio.gz
+mkdir -p "$out"
+root=$(mktemp -d "$out/hostvm-initramfs.XXXXXX")
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,root}
+cp "$busybox" "$root/bin/busybox"
+for applet in $("$busybox" --list); do
+    [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
+done
+mknod -m 600 "$root/dev/console" c 5 1
+mknod -m 666 "$root/dev/null" c 1 3
+install -m 755 "$here/init.sh" "$root/init"
+gcc -static -O2 -Wall -o "$root/bin/qtestfw" "$here/qtestfw.c"
+
+mdir=$root/lib/modules/$KERNEL_RELEASE/kernel/drivers
+mkdir -p "$mdir"
+put_mod() { # SOURCE NAME: decompressed to $mdir/NAME.ko
+    case "$1" in
+        *.ko.xz)  xz -dc "$1" > "$mdir/$2.ko" ;;
+        *.ko.zst) zstd -qdc "$1" > "$mdir/$2.ko" ;;
+        *.ko)     cp "$1" "$mdir/$2.ko" ;;
+        *) die "unknown module format $1" ;;
+    esac
+}
+put_mod "$MOD_DEVICE_DAX" device_dax
+put_mod "$MOD_DAX_HMEM" dax_hmem
+put_mod "$mod_fw_cfg" qemu_fw_cfg
+
+mkdir -p "$root/opt/qemu/qemu-bundle/usr/local/share/qemu"
+strip -o "$root/opt/qemu/qemu-system-x86_64" "$qemu"
+for f in "${FIRMWARE[@]}"; do
+    cp -L "$datadir/$f" "$root/opt/qemu/qemu-bundle/usr/local/share/qemu/$f"
+done
+for lib in "${libs[@]}"; do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+done
+
+# Reproducible archive: fixed mtimes, sorted names, no gzip timestamp.
+find "$root" -exec touch -h -d @0 {} +
+tmp=$(mktemp "$img.XXXXXX")
+(cd "$root" && find . -mindepth 1 | LC_ALL=C sort |
+     cpio -o -H newc -R 0:0 --reproducible --quiet) | gzip -6n > "$tmp"
+chmod 644 "$tmp"
+mv -f "$tmp" "$img"
+echo "$img"
