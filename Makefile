@@ -12,7 +12,7 @@
 #   guest-deps    what guests boot: kernels, initramfs, OVMF, stock SeaBIOS
 #   hostvm        the initramfs of a guest that plays the host (with our QEMU)
 # Tests, one stage each (make check runs them all):
-#   check-qtests check-guest fuzz sanitize series series-build
+#   check-qtests check-guest fuzz sanitize series series-build docs
 # Also: demo-host (a dax device of a host through QEMU into a VM's tables),
 # bench bench-report (the benchmark), export (the working tree's
 # commits back to patches/qemu), clean, distclean. See README.md.
@@ -27,6 +27,7 @@ PREP     := $(CURDIR)/patches/qemu-build
 PYTHON   := /usr/bin/python3
 QB       := $(BUILD)/qemu-build
 ASAN     := $(BUILD)/qemu-build-asan
+DOCS     := $(BUILD)/qemu-docs
 GB       := $(BUILD)/guest
 
 # qtests of the series (spm-memory-test) and stock ones that must keep passing
@@ -43,7 +44,7 @@ INITRAMFS   := $(foreach k,$(GUEST_KERNELS),$(GB)/initramfs-$(k).cpio.gz)
 FIRMWARE    := $(GB)/firmware.env
 HOSTVM      := $(GB)/hostvm-initramfs.cpio.gz
 
-.PHONY: all demo demo-host hostvm check check-qtests check-guest fuzz sanitize series \
+.PHONY: all demo demo-host hostvm docs check check-qtests check-guest fuzz sanitize series \
         series-build bench bench-report deps source guest-deps tree qemu \
         qtests export clean distclean FORCE
 
@@ -76,6 +77,8 @@ $(QB)/build.ninja: host/configure-qemu.sh | $(TREE)
 	@host/configure-qemu.sh $(BUILD)/qemu $(QB)
 $(ASAN)/build.ninja: host/configure-qemu.sh | $(TREE)
 	@host/configure-qemu.sh --asan $(BUILD)/qemu $(ASAN)
+$(DOCS)/build.ninja: host/configure-qemu.sh | $(TREE)
+	@host/configure-qemu.sh --docs $(BUILD)/qemu $(DOCS)
 
 qemu: $(TREE) $(QB)/build.ninja $(SEABIOS_BIN)
 	@host/build-qemu.sh $(QB)
@@ -110,7 +113,7 @@ hostvm: qemu $(HOSTVM)
 # --- tests -------------------------------------------------------------------
 
 # every stage, one summary (tests/check.sh; CHECK_STAGES selects stages)
-check: qtests guest-deps hostvm $(ASAN)/build.ninja
+check: qtests guest-deps hostvm $(ASAN)/build.ninja $(DOCS)/build.ninja
 	@tests/check.sh $(QTESTS)
 
 check-qtests: qtests
@@ -129,6 +132,10 @@ fuzz: qemu
 # ASan + UBSan build; spm-memory-test and a guest boot on it
 sanitize: guest-deps $(ASAN)/build.ninja $(SEABIOS_BIN)
 	@tests/sanitize.sh
+
+# QEMU's manual with the series' page, by Sphinx, warnings as errors
+docs: $(TREE) $(DOCS)/build.ninja
+	@ninja -C $(DOCS) sphinxdocs
 
 # the QEMU series as it would be mailed: build/series, checkpatch on each
 series: $(TREE)

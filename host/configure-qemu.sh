@@ -1,21 +1,23 @@
 #!/bin/bash
-# host/configure-qemu.sh [--asan] SOURCE-TREE BUILD-DIR
+# host/configure-qemu.sh [--asan|--docs] SOURCE-TREE BUILD-DIR
 #
 # Configure a QEMU build directory. The one definition of QEMU's configure
 # options: the build (make qemu), the build of every patch of the series
-# (make series-build) and the sanitizer build (make sanitize, --asan:
-# AddressSanitizer with LeakSanitizer, and UBSan) all come from here, and
+# (make series-build), the sanitizer build (make sanitize, --asan:
+# AddressSanitizer with LeakSanitizer, and UBSan) and the documentation
+# build (make docs, --docs: Sphinx, warnings are errors) all come from here, and
 # the Makefile reconfigures a build directory when this file changes.
 #
 # A minimal qemu-system-x86_64 plus what a user of spm-memory needs on a
 # real host: NUMA binding of memory backends (libnuma: host-nodes=,
 # policy=bind), file, memfd and hugetlbfs backends (no option needed).
 set -euo pipefail
-asan=()
-if [ "${1:-}" = --asan ]; then
-    asan=(--enable-asan --enable-ubsan); shift
-fi
-[ $# = 2 ] || { echo "usage: $0 [--asan] SOURCE-TREE BUILD-DIR" >&2; exit 2; }
+extra=() docs=--disable-docs
+case "${1:-}" in
+    --asan) extra=(--enable-asan --enable-ubsan); shift ;;
+    --docs) docs=--enable-docs extra=(--enable-werror); shift ;;
+esac
+[ $# = 2 ] || { echo "usage: $0 [--asan|--docs] SOURCE-TREE BUILD-DIR" >&2; exit 2; }
 src=$(cd "$1" && pwd) out=$2
 
 opts=(
@@ -23,11 +25,11 @@ opts=(
     --without-default-features
     --enable-tcg --enable-kvm --enable-fdt=system --enable-slirp
     --enable-numa
-    --disable-docs --disable-user --disable-werror --disable-install-blobs
+    "$docs" --disable-user --disable-werror --disable-install-blobs
     --disable-download
     --python=/usr/bin/python3
     "--cc=ccache cc"
-    "${asan[@]}"
+    "${extra[@]}"
 )
 
 rm -rf "$out"; mkdir -p "$out"

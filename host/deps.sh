@@ -33,6 +33,8 @@ pkgs=(
     build-essential ccache ninja-build pkg-config python3 python3-venv dpkg-dev git
     libglib2.0-dev libfdt-dev libslirp-dev libpixman-1-dev zlib1g-dev
     libnuma-dev         # NUMA binding of memory backends (host-nodes=, policy=)
+    # QEMU's manual (make docs): Sphinx and its theme
+    python3-sphinx python3-sphinx-rtd-theme
     # firmware and ROMs the built binary loads by default
     qemu-system-data ipxe-qemu
     # tests and guests

@@ -10,6 +10,7 @@
 #   sanitize  ASan+UBSan build: spm-memory-test and a guest boot
 #   setup     the set-up on Debian 13 in a debootstrap'd root (tests/host/test_setup.sh)
 #   series    the QEMU series with cover letter, checkpatch-clean (host/series.sh)
+#   docs      QEMU's manual with the series' page: Sphinx, warnings are errors
 # CHECK_STAGES selects stages (default: all of them); an unknown name is an
 # error. A stage fails when its command fails, when it reports a failed test,
 # or when it ran no test at all; skipped tests are counted and shown.
@@ -20,10 +21,10 @@ root=$(dirname "$here")
 logs="$BUILD/logs"
 cd "$root"     # Python runs from here: the spmtest package and tests.* modules
 mkdir -p "$logs"
-stages=${CHECK_STAGES:-series qtests guest hostvm fuzz libvirt sanitize setup}
+stages=${CHECK_STAGES:-series docs qtests guest hostvm fuzz libvirt sanitize setup}
 QTESTS=("$@")
 
-known="series qtests guest hostvm fuzz libvirt sanitize setup"
+known="series docs qtests guest hostvm fuzz libvirt sanitize setup"
 for s in $stages; do
     case " $known " in
         *" $s "*) ;;
@@ -41,6 +42,11 @@ stage() {
                        --count "${FUZZ_COUNT:-200}" --time-limit 600 ;;
         sanitize) "$here/sanitize.sh" ;;
         series)   "$here/../host/series.sh" ;;
+        docs)     if ninja -C "$BUILD/qemu-docs" sphinxdocs; then
+                      echo "docs: 1 passed, 0 failed"
+                  else
+                      echo "docs: 0 passed, 1 failed"; false
+                  fi ;;
         libvirt)  /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/libvirt ;;
         setup)    "$root/tests/host/test_setup.sh" trixie ;;
     esac
