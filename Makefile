@@ -11,9 +11,9 @@
 #   qtests        qemu plus the qtests that check runs
 #   guest-deps    what guests boot: kernels, initramfs, OVMF, stock SeaBIOS
 #   hostvm        the initramfs of a guest that plays the host (with our QEMU)
-# Tests, one stage each (make check runs them all):
-#   check-qtests check-guest fuzz sanitize series series-build docs
-# Also: demo-host (a dax device of a host through QEMU into a VM's tables),
+# Tests, each also a stage of make check:
+#   check-qtests check-guest fuzz sanitize series docs
+# Also: series-build (every patch built and tested), demo-host (a dax device of a host through QEMU into a VM's tables),
 # bench bench-report (the benchmark), export (the working tree's
 # commits back to patches/qemu), clean, distclean. See README.md.
 #
@@ -65,11 +65,13 @@ $(SEABIOS_ENV): | deps
 	@host/fetch-seabios.sh > /dev/null
 
 # (mktree.sh refuses to replace a tree with work that is not in patches/)
-$(TREE): $(SOURCE_ENV) $(wildcard $(PATCHES)/*.patch $(PREP)/*.patch)
+# (the folders too: a removed patch changes its folder's time)
+$(TREE): $(SOURCE_ENV) $(PATCHES) $(PREP) $(wildcard $(PATCHES)/*.patch $(PREP)/*.patch)
 	@PATCHES=$(PATCHES) PREP=$(PREP) host/mktree.sh
 tree: $(TREE)
 
-$(SEABIOS_BIN): $(SEABIOS_ENV) $(wildcard patches/seabios/*.patch) host/build-seabios.sh
+$(SEABIOS_BIN): $(SEABIOS_ENV) patches/seabios $(wildcard patches/seabios/*.patch) \
+                host/build-seabios.sh
 	@host/build-seabios.sh > /dev/null
 
 # configured once per change of the configure options; ninja does the rest
@@ -80,10 +82,12 @@ $(ASAN)/build.ninja: host/configure-qemu.sh | $(TREE)
 $(DOCS)/build.ninja: host/configure-qemu.sh | $(TREE)
 	@host/configure-qemu.sh --docs $(BUILD)/qemu $(DOCS)
 
-qemu: $(TREE) $(QB)/build.ninja $(SEABIOS_BIN)
+# ninja decides what to rebuild; the binary's time changes only if it does
+$(QB)/qemu-system-x86_64: FORCE $(TREE) $(QB)/build.ninja $(SEABIOS_BIN)
 	@host/build-qemu.sh $(QB)
+qemu: $(QB)/qemu-system-x86_64
 
-qtests: $(TREE) $(QB)/build.ninja $(SEABIOS_BIN)
+qtests: $(QB)/qemu-system-x86_64
 	@host/build-qemu.sh $(QB) $(addprefix tests/qtest/,$(QTESTS))
 
 # Guests boot only these; tests and the demo never download or build.
@@ -94,21 +98,20 @@ qtests: $(TREE) $(QB)/build.ninja $(SEABIOS_BIN)
 $(GB)/kernel-%.env: FORCE | deps
 	@guest/kernel.sh $* > /dev/null
 $(GB)/initramfs-%.cpio.gz: $(GB)/kernel-%.env guest/init.sh guest/spmtool.c \
-                           guest/mkinitramfs.sh
+                           guest/mkinitramfs.sh $(wildcard /bin/busybox)
 	@guest/mkinitramfs.sh $* > /dev/null
-$(FIRMWARE): guest/firmware.sh $(SEABIOS_ENV) | deps
+$(FIRMWARE): FORCE | deps $(SEABIOS_ENV)
 	@guest/firmware.sh --prepare > /dev/null
 guest-deps: $(INITRAMFS) $(FIRMWARE)
 	@guest/deps.sh $(GUEST_KERNELS)
-.PRECIOUS: $(GB)/kernel-%.env
+.PRECIOUS: $(GB)/kernel-%.env $(GB)/initramfs-%.cpio.gz
 
 # A guest that plays the host (tests/hostvm, demo-host): our QEMU inside the
-# 6.12 guest. (The binary comes from the qemu target, made before it.)
-$(QB)/qemu-system-x86_64: ;
+# 6.12 guest.
 $(HOSTVM): $(QB)/qemu-system-x86_64 $(GB)/kernel-6.12.env $(SEABIOS_BIN) \
-           $(wildcard guest/hostvm/*)
+           $(wildcard guest/hostvm/* /bin/busybox)
 	@guest/hostvm/mkinitramfs.sh $(QB)/qemu-system-x86_64 > /dev/null
-hostvm: qemu $(HOSTVM)
+hostvm: $(HOSTVM)
 
 # --- tests -------------------------------------------------------------------
 

@@ -67,7 +67,7 @@ while [ $# -gt 0 ]; do
         --reboot)      noreboot=; shift ;;
         -h|--help)     usage ;;
         --)            shift; extra=("$@"); have_extra=1; break ;;
-        *) echo "boot-guest: unknown argument $1" >&2; usage ;;
+        *) echo "guest/boot.sh: unknown argument $1" >&2; usage ;;
     esac
 done
 if [ $have_extra = 0 ] && [ -n "${GUEST_QEMU_ARGS:-}" ]; then
@@ -75,18 +75,18 @@ if [ $have_extra = 0 ] && [ -n "${GUEST_QEMU_ARGS:-}" ]; then
 fi
 case "$kernel" in
     6.1|6.12|[1-9].x|[1-9][0-9].x) ;;
-    *) echo "boot-guest: kernel must be 6.1, 6.12 or 7.x" >&2; exit 2 ;;
+    *) echo "guest/boot.sh: kernel must be 6.1, 6.12 or 7.x" >&2; exit 2 ;;
 esac
-[ -x "$qemu" ] || { echo "boot-guest: no QEMU binary at $qemu" >&2; exit 2; }
+[ -x "$qemu" ] || { echo "guest/boot.sh: no QEMU binary at $qemu" >&2; exit 2; }
 
 # --- guest kernel and initramfs ---------------------------------------------
 # what make guest-deps prepared (guest/kernel.sh, guest/mkinitramfs.sh)
 kenv=$BUILD/guest/kernel-$kernel.env
 initrd=$BUILD/guest/initramfs-$kernel.cpio.gz
 [ -f "$kenv" ] && [ -f "$initrd" ] ||
-    { echo "boot-guest: no prepared $kernel guest kernel and initramfs ($kenv, $initrd): run 'make guest-deps'" >&2; exit 1; }
+    { echo "guest/boot.sh: no prepared $kernel guest kernel and initramfs ($kenv, $initrd): run 'make guest-deps'" >&2; exit 1; }
 VMLINUZ=$(sed -n 's/^VMLINUZ=//p' "$kenv")
-[ -f "$VMLINUZ" ] || { echo "boot-guest: $VMLINUZ is missing: run 'make guest-deps'" >&2; exit 1; }
+[ -f "$VMLINUZ" ] || { echo "guest/boot.sh: $VMLINUZ is missing: run 'make guest-deps'" >&2; exit 1; }
 
 # --- firmware ----------------------------------------------------------------
 fw_args=()
@@ -102,7 +102,7 @@ case "$firmware" in
         ;;
 esac
 if [ "$firmware" != seabios ] && [ "$firmware" != default ]; then
-    [ -f "$firmware" ] || { echo "boot-guest: no firmware file $firmware" >&2; exit 2; }
+    [ -f "$firmware" ] || { echo "guest/boot.sh: no firmware file $firmware" >&2; exit 2; }
     base=$(basename "$firmware")
     fw_tag=${base%.fd}
     if [[ $base == *CODE* ]]; then
@@ -111,7 +111,7 @@ if [ "$firmware" != seabios ] && [ "$firmware" != default ]; then
             # OVMF_CODE_4M.secboot.fd pairs with OVMF_VARS_4M.fd
             [ -f "$vars" ] || vars=$(dirname "$firmware")/$(echo "$base" | sed 's/CODE/VARS/; s/\.[^.]*\.fd$/.fd/; s/\.[^.]*\.fd$/.fd/')
         fi
-        [ -f "$vars" ] || { echo "boot-guest: no VARS file for $firmware (use --vars)" >&2; exit 2; }
+        [ -f "$vars" ] || { echo "guest/boot.sh: no VARS file for $firmware (use --vars)" >&2; exit 2; }
         cp "$vars" "$tmpdir/vars.fd"
         fw_args=(-drive "if=pflash,format=raw,unit=0,readonly=on,file=$firmware"
                  -drive "if=pflash,format=raw,unit=1,file=$tmpdir/vars.fd")
@@ -141,15 +141,15 @@ secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
 # are failures even after a complete report).
 ok=1
 if ! tr -d '\r' < "$log" | grep -qx '=== SPM-REPORT END ==='; then
-    echo "boot-guest: no report END marker in $log (${secs}s); last lines:" >&2
+    echo "guest/boot.sh: no report END marker in $log (${secs}s); last lines:" >&2
     tail -n 30 "$log" >&2
     ok=0
 fi
 if [ $rc = 124 ] || [ $rc = 137 ]; then
-    echo "boot-guest: QEMU killed after ${timeout}s timeout" >&2
+    echo "guest/boot.sh: QEMU killed after ${timeout}s timeout" >&2
     ok=0
 elif [ $rc != 0 ]; then
-    echo "boot-guest: QEMU exited with status $rc:" >&2
+    echo "guest/boot.sh: QEMU exited with status $rc:" >&2
     tail -n 20 "$log.qemu" >&2
     ok=0
 fi

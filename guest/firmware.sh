@@ -86,5 +86,6 @@ SEABIOS_STOCK=$stock
 SEABIOS_STOCK_VERSION=$SEABIOS_VERSION
 EOF
 chmod 644 "$tmp"
-mv -f "$tmp" "$env_file"
+# (changed only by a new answer: make rebuilds what depends on it only then)
+if cmp -s "$tmp" "$env_file"; then rm -f "$tmp"; else mv -f "$tmp" "$env_file"; fi
 cat "$env_file"

@@ -32,8 +32,8 @@
 # kernel release instead of the newest one.
 # Packages come from the download-only suites of the private apt
 # configuration (host/apt-setup.sh), never the host's apt. The result is
-# reused while $BUILD/guest/kernel-SERIES.env is not older than those
-# package lists (i.e. until their next update) and its files exist;
+# reused while its files exist and the look-up ran after the last update
+# of those package lists ($BUILD/guest/kernel-SERIES.env.checked);
 # GUEST_KERNEL_REFRESH=1 forces a new look-up. When apt cannot resolve
 # anything (e.g. no lists) but an earlier run left that file, it is printed
 # instead. With SPM_OFFLINE=1 (tests, demo) only that file is used: no
@@ -91,8 +91,9 @@ if [ "${SPM_OFFLINE:-0}" = 1 ]; then
     offline_refuse "the $series guest kernel${want_release:+ $want_release} ($env_file)"
 fi
 lists=$APT_DIR/state/lists pkgcache=$APT_DIR/cache/pkgcache.bin
-if [ "${GUEST_KERNEL_REFRESH:-0}" != 1 ] && [ -d "$lists" ] && [ ! "$env_file" -ot "$lists" ] &&
-   { [ ! -e "$pkgcache" ] || [ ! "$env_file" -ot "$pkgcache" ]; } && cached_ok; then
+checked=$env_file.checked         # when the look-up last ran (see the end)
+if [ "${GUEST_KERNEL_REFRESH:-0}" != 1 ] && [ -d "$lists" ] && [ "$checked" -nt "$lists" ] &&
+   { [ ! -e "$pkgcache" ] || [ "$checked" -nt "$pkgcache" ]; } && cached_ok; then
     cat "$env_file"; exit 0
 fi
 apt_require
@@ -177,13 +178,12 @@ MOD_KMEM=$m_kmem
 MOD_DAX_HMEM=$m_hmem
 EOS
 chmod 644 "$tmp"
-# Only a new kernel changes the file's time beyond the package lists' (so
-# that make rebuilds the initramfs only then); the same answer again gets
-# the lists' time, which marks it as checked against them.
+# Only a new answer changes the file (so that make rebuilds the initramfs
+# only then); the look-up itself is recorded beside it.
 if cmp -s "$tmp" "$env_file"; then
     rm -f "$tmp"
-    touch -r "$(ls -td "$lists" "$pkgcache" 2>/dev/null | head -1)" "$env_file"
 else
     mv -f "$tmp" "$env_file"
 fi
+touch "$checked"
 cat "$env_file"

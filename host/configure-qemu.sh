@@ -12,10 +12,10 @@
 # real host: NUMA binding of memory backends (libnuma: host-nodes=,
 # policy=bind), file, memfd and hugetlbfs backends (no option needed).
 set -euo pipefail
-extra=() docs=--disable-docs
+extra=() docs=--disable-docs werror=--disable-werror
 case "${1:-}" in
     --asan) extra=(--enable-asan --enable-ubsan); shift ;;
-    --docs) docs=--enable-docs extra=(--enable-werror); shift ;;
+    --docs) docs=--enable-docs werror=--enable-werror; shift ;;   # sphinx -W
 esac
 [ $# = 2 ] || { echo "usage: $0 [--asan|--docs] SOURCE-TREE BUILD-DIR" >&2; exit 2; }
 src=$(cd "$1" && pwd) out=$2
@@ -25,7 +25,7 @@ opts=(
     --without-default-features
     --enable-tcg --enable-kvm --enable-fdt=system --enable-slirp
     --enable-numa
-    "$docs" --disable-user --disable-werror --disable-install-blobs
+    "$docs" --disable-user "$werror" --disable-install-blobs
     --disable-download
     --python=/usr/bin/python3
     "--cc=ccache cc"

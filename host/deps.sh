@@ -90,11 +90,11 @@ host_apt() {
         start=$(($(stat -c %s "$APT_LOG" 2>/dev/null || echo 0) + 1))
         apt_logged apt-get -o DPkg::Lock::Timeout=600 "$@" 2>/dev/null && return 0
         if tail -c +"$start" "$APT_LOG" | grep -q '^E: Could not get lock' && [ $((tries += 1)) -le 60 ]; then
-            [ $tries -gt 1 ] || echo "host-deps: another apt holds the host's lock; waiting" >&2
+            [ $tries -gt 1 ] || echo "host/deps.sh: another apt holds the host's lock; waiting" >&2
             sleep 10
             continue
         fi
-        echo "host-deps: 'apt-get $*' failed; from $APT_LOG:" >&2
+        echo "host/deps.sh: 'apt-get $*' failed; from $APT_LOG:" >&2
         tail -c +"$start" "$APT_LOG" | grep -v '^###' | tail -n 25 >&2
         return 1
     done
@@ -102,7 +102,7 @@ host_apt() {
 
 updated=0
 host_update() {
-    echo "host-deps: updating the host's package lists" >&2
+    echo "host/deps.sh: updating the host's package lists" >&2
     host_apt update && updated=1
 }
 
@@ -121,7 +121,7 @@ ensure_bpo() {
         "# (backports install only on request). Archive URI from $HOST_SOURCES." \
         "Types: deb" "URIs: $uri" "Suites: $bpo" "Components: main" \
         "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" > "$BPO_FILE"
-    echo "host-deps: added $BPO_FILE ($bpo)" >&2
+    echo "host/deps.sh: added $BPO_FILE ($bpo)" >&2
 }
 
 remove_legacy_apt
@@ -132,7 +132,7 @@ if [ -f "$BPO_FILE" ] && [ -n "$bpo" ] &&
    [ -n "$(find /etc/apt/sources.list /etc/apt/sources.list.d -maxdepth 1 -newer "$BPO_FILE" 2>/dev/null)" ]; then
     if host_lists "$bpo"; then
         rm -f "$BPO_FILE"
-        echo "host-deps: removed $BPO_FILE: the host's apt lists $bpo itself" >&2
+        echo "host/deps.sh: removed $BPO_FILE: the host's apt lists $bpo itself" >&2
     else
         touch "$BPO_FILE"
     fi
@@ -174,12 +174,12 @@ if [ ${#missing[@]} -gt 0 ] || [ $need_meson = 1 ] || [ $need_pycotap = 1 ]; the
         [ $need_meson = 0 ] || extra+=("meson=$m")
         [ $need_pycotap = 0 ] || extra+=("python3-pycotap=$c")
     fi
-    echo "host-deps: installing ${missing[*]} ${extra[*]}" >&2
+    echo "host/deps.sh: installing ${missing[*]} ${extra[*]}" >&2
     install=(install -y --no-install-recommends "${missing[@]}" "${extra[@]}")
     if ! host_apt "${install[@]}"; then
         # stale lists (files gone from the archive): once more after an update
         [ $updated = 0 ] || die "could not install the packages above (see $APT_LOG)"
-        echo "host-deps: retrying after apt-get update" >&2
+        echo "host/deps.sh: retrying after apt-get update" >&2
         host_update
         host_apt "${install[@]}" || die "could not install the packages above (see $APT_LOG)"
     fi

@@ -59,7 +59,7 @@ archive_uri() {
 remove_legacy_apt() {
     local f
     for f in /etc/apt/sources.list.d/spm-memory.sources /etc/apt/preferences.d/spm-memory; do
-        if [ -f "$f" ] && grep -q 'Written by spm-memory host/apt-setup.sh' "$f"; then
+        if [ -f "$f" ] && grep -qE 'Written by spm-memory (scripts|host)/apt-setup\.sh' "$f"; then
             rm -f "$f"
             echo "${0##*/}: removed $f (written by an earlier version; the host's apt sources are left alone now)" >&2
         fi
@@ -139,7 +139,7 @@ newest_version() {
 offline_refuse() {
     if [ "${SPM_OFFLINE:-0}" = 1 ]; then
         echo "${0##*/}: $1 is not prepared (SPM_OFFLINE=1: tests never download or build);" \
-             "prepare it with 'make guest-deps' (guest/deps.sh)" >&2
+             "prepare it with 'make guest-deps'" >&2
         exit 1
     fi
 }

@@ -48,6 +48,15 @@ if [ -d "$tree/.git" ] && [ "$(cat "$tree/.git/spm-pristine" 2>/dev/null)" = "$Q
     echo "mktree: patches changed; re-applying them"
     g reset -q --hard pristine
 else
+    # another QEMU version: the old tree goes, but only if patches/ has all
+    # of its work (it is clean and at the commit mktree or export recorded)
+    if [ -d "$tree/.git" ] &&
+       { [ -n "$(g status --porcelain --untracked-files=no)" ] ||
+         [ "$(g rev-parse -q --verify HEAD)" != "$(sed -n 2p "$stamp" 2>/dev/null)" ]; }; then
+        echo "mktree: $tree (QEMU $(cat "$tree/.git/spm-pristine" 2>/dev/null || echo "of unknown version")) has work that is not in patches/;" >&2
+        echo "mktree: run 'make export' to save it, or remove $tree to start over with QEMU $QEMU_VERSION." >&2
+        exit 1
+    fi
     echo "mktree: creating $tree from pristine QEMU $QEMU_VERSION"
     rm -rf "$tree"
     cp -R --preserve=mode,timestamps "$QEMU_SRC" "$tree"

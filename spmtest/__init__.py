@@ -6,7 +6,9 @@ fuzzer, the benchmark and the demo.
                     ACPI tables (SRAT) decoded from bytes
     spmtest.report  the guest's report (guest/init.sh) parsed from a console
     spmtest.guest   booting Linux guests (guest/boot.sh) and watching them
-    spmtest.demo    make demo
+    spmtest.hostvm  the guest that plays a host with dax devices, NUMA nodes
+                    and hugepages, and runs our QEMU (guest/hostvm)
+    spmtest.demo, spmtest.demo_host    make demo, make demo-host
 
 Importing it has no side effects: nothing in os.environ changes and no
 process starts. Run its users from the repository root (python3 -m ...);

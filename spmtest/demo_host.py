@@ -56,6 +56,10 @@ def main():
         print(f"demo-host: {e}", file=sys.stderr)
         return 1
     out = rep.variants["dax"]
+    if out.one("result") != "ok" or not out.all("device"):
+        print("demo-host: QEMU did not start with the dax backend:\n  " +
+              "\n  ".join(out.all("stderr")), file=sys.stderr)
+        return 1
     dax = [hostvm.fields(d) for d in rep.host.all("dax")]
     print(f"(done in {secs:.0f} s)\n\n1. The host's specific-purpose memory:")
     for d in dax:
@@ -67,10 +71,10 @@ def main():
     print("\n2. QEMU on the host (a VM that runs no code: -accel qtest):")
     print("  qemu-system-x86_64 ... \\\n    -object " + BACKEND +
           " \\\n    -device " + DEVICE)
-    dev = hostvm.fields(out.one("device")) if out.all("device") else {}
-    addr = int(dev.get("memaddr", "0"), 16)
-    print(f"  QMP query-memory-devices: spm0 at {dev.get('memaddr')}, "
-          f"size {dev.get('size')}, memdev {dev.get('memdev')}")
+    dev = hostvm.fields(out.one("device"))
+    addr = int(dev["memaddr"], 16)
+    print(f"  QMP query-memory-devices: spm0 at {dev['memaddr']}, "
+          f"size {dev['size']}, memdev {dev['memdev']}")
     for line in out.all("numa_maps"):
         print(f"  the host's numa_maps of QEMU's mapping: {line}")
 

@@ -63,10 +63,8 @@ fi
 # option ROM (q35 with -nodefaults needs nothing else).
 FIRMWARE=(bios-256k.bin kvmvapic.bin)
 datadir=$(dirname "$qemu")/qemu-bundle/usr/local/share/qemu
-firmware=()
 for f in "${FIRMWARE[@]}"; do
     [ -e "$datadir/$f" ] || die "no $datadir/$f (make qemu links it)"
-    firmware+=("$(readlink -f "$datadir/$f")")
 done
 
 # Shared libraries: the "=> /path" entries of ldd, plus the loader (the

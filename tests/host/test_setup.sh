@@ -192,14 +192,14 @@ check "the root lists $suites in debian.sources" \
 # what an earlier version of apt-setup.sh wrote (trixie a second time on a
 # trixie host, pinned to 1; sid)
 cat > "$R/etc/apt/sources.list.d/spm-memory.sources" <<EOF
-# Written by spm-memory host/apt-setup.sh; archive URI taken from /etc/apt/sources.list.d/debian.sources.
+# Written by spm-memory scripts/apt-setup.sh; archive URI taken from /etc/apt/sources.list.d/debian.sources.
 Types: deb
 URIs: $uri
 Suites: bookworm-backports trixie sid
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
-printf '%s\n' '# Written by spm-memory host/apt-setup.sh: download-only suites.' \
+printf '%s\n' '# Written by spm-memory scripts/apt-setup.sh: download-only suites.' \
     'Package: *' 'Pin: release n=trixie' 'Pin-Priority: 1' > "$R/etc/apt/preferences.d/spm-memory"
 
 D=/spm-memory
