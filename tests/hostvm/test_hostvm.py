@@ -85,9 +85,10 @@ VARIANTS = [
             writes=_ends(512 * MiB), checks=("dax",)),
     Variant("dax-addr", f"{_DAXFILE},size=256M", 256 * MiB, addr=0x160000000,
             writes=_ends(256 * MiB), checks=("dax",)),
-    # (b) RAM bound to L1's node 1, preallocated
+    # (b) RAM bound to L1's node 1, preallocated by two threads
     Variant("bind-node1",
-            "memory-backend-ram,id=d,size=256M,host-nodes=1,policy=bind,prealloc=on",
+            "memory-backend-ram,id=d,size=256M,host-nodes=1,policy=bind,prealloc=on,"
+            "prealloc-threads=2",
             256 * MiB, addr=0x140000000, writes=_ends(256 * MiB), checks=("bind",)),
     # (c) hugepages: a hugetlb memfd, and a file on hugetlbfs
     Variant("hugetlb-memfd",
