@@ -64,8 +64,8 @@ $(SOURCE_ENV): | deps
 $(SEABIOS_ENV): | deps
 	@host/fetch-seabios.sh > /dev/null
 
-# (mktree.sh refuses to replace a tree with work that is not in patches/)
-# (the folders too: a removed patch changes its folder's time)
+# On the patch folders too (a removed patch changes its folder's time);
+# mktree.sh refuses to replace a tree with work that is not in patches/.
 $(TREE): $(SOURCE_ENV) $(PATCHES) $(PREP) $(wildcard $(PATCHES)/*.patch $(PREP)/*.patch)
 	@PATCHES=$(PATCHES) PREP=$(PREP) host/mktree.sh
 tree: $(TREE)
@@ -133,7 +133,7 @@ fuzz: qemu
 	    $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
 
 # ASan + UBSan build; spm-memory-test and a guest boot on it
-sanitize: guest-deps $(ASAN)/build.ninja $(SEABIOS_BIN)
+sanitize: $(TREE) guest-deps $(ASAN)/build.ninja $(SEABIOS_BIN)
 	@tests/sanitize.sh
 
 # QEMU's manual with the series' page, by Sphinx, warnings as errors
