@@ -145,6 +145,13 @@ def main():
                   f"{r['name']}")
     print("\n4. SRAT memory affinity as the guest read it:")
     for s in rep["srat"]:
+        if s["end"] < s["start"]:
+            # a zero-length entry: QEMU names a node without CPUs or boot
+            # memory this way, so that the guest keeps QEMU's node numbers
+            print(f"  node {s['node']} (PXM {s['pxm']}) empty entry at "
+                  f"{s['start']:#012x}: names the node, so that the guest "
+                  "numbers it as QEMU does")
+            continue
         print(f"  node {s['node']} (PXM {s['pxm']}) "
               f"{rng(s['start'], s['end'])}{' hotplug' if s['hotplug'] else ''}")
     print("\n5. dax devices:")
