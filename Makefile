@@ -98,7 +98,8 @@ qtests: $(QB)/qemu-system-x86_64
 $(GB)/kernel-%.env: FORCE | deps
 	@guest/kernel.sh $* > /dev/null
 $(GB)/initramfs-%.cpio.gz: $(GB)/kernel-%.env guest/init.sh guest/spmtool.c \
-                           guest/mkinitramfs.sh $(wildcard /bin/busybox)
+                           guest/mkinitramfs.sh guest/initramfs.sh \
+                           $(wildcard /bin/busybox)
 	@guest/mkinitramfs.sh $* > /dev/null
 $(FIRMWARE): FORCE | deps $(SEABIOS_ENV)
 	@guest/firmware.sh --prepare > /dev/null
@@ -109,7 +110,7 @@ guest-deps: $(INITRAMFS) $(FIRMWARE)
 # A guest that plays the host (tests/hostvm, demo-host): our QEMU inside the
 # 6.12 guest.
 $(HOSTVM): $(QB)/qemu-system-x86_64 $(GB)/kernel-6.12.env $(SEABIOS_BIN) \
-           $(wildcard guest/hostvm/* /bin/busybox)
+           guest/initramfs.sh $(wildcard guest/hostvm/* /bin/busybox)
 	@guest/hostvm/mkinitramfs.sh $(QB)/qemu-system-x86_64 > /dev/null
 hostvm: $(HOSTVM)
 

@@ -29,6 +29,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 BUILD=${BUILD:-$(cd "$here/../.." && pwd)/build}
 KERNEL_ENV=${KERNEL_ENV:-$BUILD/guest/kernel-6.12.env}
 die() { echo "hostvm/mkinitramfs: $*" >&2; exit 1; }
+. "$here/../initramfs.sh"
 
 [ $# = 1 ] || { echo "usage: $0 QEMU-BINARY" >&2; exit 2; }
 qemu=$(readlink -f "$1")
@@ -52,12 +53,6 @@ for f in "$(dirname "$MOD_DEVICE_DAX")"/../firmware/qemu_fw_cfg.ko*; do
 done
 [ -n "$mod_fw_cfg" ] || die "qemu_fw_cfg module not found beside $MOD_DEVICE_DAX"
 
-busybox=$(command -v busybox || true)
-if [ -z "$busybox" ] || ! file -L "$busybox" 2>/dev/null | grep -q 'statically linked'; then
-    busybox=/bin/busybox
-fi
-"$busybox" --list > /dev/null 2>&1 || die "busybox not found (install busybox-static)"
-
 # Firmware the L2 QEMU loads: -accel qtest runs no code, but the machine
 # still loads its BIOS image and, for the APIC of TCG and qtest, the vapic
 # option ROM (q35 with -nodefaults needs nothing else).
@@ -78,29 +73,13 @@ img=$out/hostvm-initramfs.cpio.gz
 mkdir -p "$out"
 root=$(mktemp -d "$out/hostvm-initramfs.XXXXXX")
 trap 'rm -rf "$root"' EXIT
-mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,root}
-cp "$busybox" "$root/bin/busybox"
-for applet in $("$busybox" --list); do
-    [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
-done
-mknod -m 600 "$root/dev/console" c 5 1
-mknod -m 666 "$root/dev/null" c 1 3
-install -m 755 "$here/init.sh" "$root/init"
+initramfs_base "$root" "$here/init.sh"
 gcc -static -O2 -Wall -o "$root/bin/qtestfw" "$here/qtestfw.c"
 
 mdir=$root/lib/modules/$KERNEL_RELEASE/kernel/drivers
-mkdir -p "$mdir"
-put_mod() { # SOURCE NAME: decompressed to $mdir/NAME.ko
-    case "$1" in
-        *.ko.xz)  xz -dc "$1" > "$mdir/$2.ko" ;;
-        *.ko.zst) zstd -qdc "$1" > "$mdir/$2.ko" ;;
-        *.ko)     cp "$1" "$mdir/$2.ko" ;;
-        *) die "unknown module format $1" ;;
-    esac
-}
-put_mod "$MOD_DEVICE_DAX" device_dax
-put_mod "$MOD_DAX_HMEM" dax_hmem
-put_mod "$mod_fw_cfg" qemu_fw_cfg
+initramfs_module "$MOD_DEVICE_DAX" "$mdir/device_dax.ko"
+initramfs_module "$MOD_DAX_HMEM" "$mdir/dax_hmem.ko"
+initramfs_module "$mod_fw_cfg" "$mdir/qemu_fw_cfg.ko"
 
 mkdir -p "$root/opt/qemu/qemu-bundle/usr/local/share/qemu"
 strip -o "$root/opt/qemu/qemu-system-x86_64" "$qemu"
@@ -112,11 +91,5 @@ for lib in "${libs[@]}"; do
     cp -L "$lib" "$root$lib"
 done
 
-# Reproducible archive: fixed mtimes, sorted names, no gzip timestamp.
-find "$root" -exec touch -h -d @0 {} +
-tmp=$(mktemp "$img.XXXXXX")
-(cd "$root" && find . -mindepth 1 | LC_ALL=C sort |
-     cpio -o -H newc -R 0:0 --reproducible --quiet) | gzip -6n > "$tmp"
-chmod 644 "$tmp"
-mv -f "$tmp" "$img"
+initramfs_pack "$root" "$img" 6
 echo "$img"
