@@ -18,10 +18,20 @@
 #   cmdline: <kernel command line>
 #   module: name=<mod> status=ok|failed|missing [error=<insmod message>]
 #   auto_online_blocks: <online|offline|...>          (memory hotplug policy)
+#   block_size: <hex>  (memory block size in bytes, hex without 0x as sysfs
+#                       prints it; the unit in which kmem onlines memory;
+#                       "none" without memory hotplug)
 #   iomem: <a /proc/iomem line, indentation kept>
 #   dmesg: <a kernel log line about e820, SRAT, soft reserved, dax/hmem/kmem>
 #   dax: name=dax0.0 start=0x... size=<bytes> target_node=N driver=device_dax|kmem|none
 #   node: id=N memtotal_kb=<kB>                        (each online node)
+#   tier: name=memory_tierN nodes=<node list>          (each memory tier in
+#         /sys/devices/virtual/memory_tiering, by ascending N; its nodelist
+#         as sysfs prints it: "0", "1-2", "0,2", or empty; "unknown" when
+#         unreadable; no such lines when the directory is absent)
+#   nodestate: name=has_cpu|has_memory|has_generic_initiator|online|possible
+#         nodes=<node list>            (/sys/devices/system/node/<name>, each
+#                                       file the kernel has)
 #   wait: ms=<time spent waiting for dax probing> dax=<devices>
 #         soft_reserved=<soft reserved ranges in the boot log's E820 map>
 #
@@ -132,6 +142,7 @@ report() {
     echo "cmdline: $CMDLINE"
     cat /tmp/modules.out
     echo "auto_online_blocks: $(attr /sys/devices/system/memory/auto_online_blocks none)"
+    echo "block_size: $(attr /sys/devices/system/memory/block_size_bytes none)"
     echo "wait: ms=$waited dax=$ndax soft_reserved=$soft_reserved"
     while IFS= read -r line; do
         echo "iomem: $line"
@@ -159,6 +170,20 @@ report() {
             echo "node: id=$i memtotal_kb=$kb"
             i=$((i + 1))
         done
+    done
+    # memory tiers (kmem places onlined dax memory by its HMAT performance,
+    # or in the default dax tier below DRAM without one), by ascending id
+    tiers=/sys/devices/virtual/memory_tiering
+    if [ -d "$tiers" ]; then
+        for id in $(ls "$tiers" | sed -n 's/^memory_tier\([0-9][0-9]*\)$/\1/p' | sort -n); do
+            echo "tier: name=memory_tier$id nodes=$(attr "$tiers/memory_tier$id/nodelist" unknown)"
+        done
+    fi
+    for st in has_cpu has_memory has_generic_initiator online possible; do
+        f=/sys/devices/system/node/$st
+        if [ -r "$f" ]; then
+            echo "nodestate: name=$st nodes=$(cat "$f")"
+        fi
     done
 }
 

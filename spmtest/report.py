@@ -15,6 +15,7 @@ JSON (all addresses and sizes are ints; "end" is inclusive, as Linux prints):
   "cmdline": "console=ttyS0 panic=-1",
   "modules": [{"name": "kmem", "status": "ok", "error": null}, ...],
   "auto_online_blocks": "online",
+  "block_size": 134217728,                # memory block size (None: none)
   "wait": {"ms": 0, "dax": 1, "soft_reserved": 1},
                                           # soft_reserved: E820 ranges in dmesg
   "iomem": [{"start": 0, "end": 4095, "name": "Reserved", "depth": 0,
@@ -27,7 +28,22 @@ JSON (all addresses and sizes are ints; "end" is inclusive, as Linux prints):
   "dax": [{"name": "dax0.0", "start": ..., "size": ..., "target_node": 1,
            "driver": "kmem"}, ...],       # driver: device_dax, kmem or none
   "nodes": [{"id": 0, "memtotal_kb": 514356}, ...],
+  "tiers": [{"name": "memory_tier2", "id": 2, "nodes": [1]},
+            {"name": "memory_tier4", "id": 4, "nodes": [0]}, ...],
+                                          # /sys/devices/virtual/memory_tiering
+                                          # in report order (ascending id);
+                                          # nodes: the tier's nodelist expanded
+                                          # ("1-3,5" -> [1, 2, 3, 5]), None if
+                                          # unreadable; [] when the guest has
+                                          # no memory tiers
+  "nodestates": {"has_cpu": [0], "has_memory": [0, 1, 2],
+                 "online": [0, 1, 2], "possible": [0, 1, 2], ...},
+                                          # /sys/devices/system/node/<name>;
+                                          # {} in reports without these lines
 }
+
+Reports of older guests (no "tier:" and "nodestate:" lines) still parse;
+their "tiers" is [] and "nodestates" is {}.
 """
 import argparse
 import json
@@ -51,6 +67,27 @@ SRAT_RE = re.compile(
     r"SRAT: Node (\d+) PXM (\d+) \[mem (0x[0-9a-fA-F]+)-(0x[0-9a-fA-F]+)\]"
     r"((?: [a-z-]+)*)\s*$")
 KV_RE = re.compile(r"(\w+)=(\S*)")
+# "tier: name=memory_tier4 nodes=0", "nodestate: name=has_cpu nodes=0-1"
+TIER_RE = re.compile(r"name=(memory_tier(\d+)) nodes=(\S*)")
+NODESTATE_RE = re.compile(r"name=([a-z_]+) nodes=(\S*)")
+# a Linux node list ("%*pbl"): "0", "1-3,5", or empty
+NODELIST_RE = re.compile(r"(?:\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*)?")
+
+
+def node_list(text):
+    """Expand a Linux node list ("1-3,5", "0", "") into [1, 2, 3, 5].
+    Raises ValueError for anything else, or a range that ends before it
+    starts, or nodes out of order."""
+    if not NODELIST_RE.fullmatch(text):
+        raise ValueError(f"not a node list: {text!r}")
+    nodes = []
+    for part in text.split(",") if text else []:
+        lo, _, hi = part.partition("-")
+        lo, hi = int(lo), int(hi or lo)
+        if hi < lo or (nodes and lo <= nodes[-1]):
+            raise ValueError(f"not a node list: {text!r}")
+        nodes.extend(range(lo, hi + 1))
+    return nodes
 
 
 def _kv(value, required, lineno, key):
@@ -67,6 +104,13 @@ def _int(text, lineno, what, base=10):
         return int(text, base)
     except ValueError:
         raise ReportError(f"line {lineno}: bad {what}: {text!r}") from None
+
+
+def _nodes(text, lineno, key):
+    try:
+        return node_list(text)
+    except ValueError as e:
+        raise ReportError(f"line {lineno}: {key} line: {e}") from None
 
 
 def _extract(text):
@@ -87,8 +131,10 @@ def _extract(text):
 
 def parse_report(text):
     rep = {"kernel": None, "cmdline": None, "modules": [],
-           "auto_online_blocks": None, "wait": None, "iomem": [],
-           "dmesg": [], "e820": [], "srat": [], "dax": [], "nodes": []}
+           "auto_online_blocks": None, "block_size": None, "wait": None,
+           "iomem": [],
+           "dmesg": [], "e820": [], "srat": [], "dax": [], "nodes": [],
+           "tiers": [], "nodestates": {}}
     stack = []  # indexes of the open iomem ranges, one per depth
     for lineno, line in _extract(text):
         key, sep, value = line.partition(": ")
@@ -107,6 +153,10 @@ def parse_report(text):
             rep["modules"].append({"name": f["name"], "status": f["status"], "error": err})
         elif key == "auto_online_blocks":
             rep["auto_online_blocks"] = value.strip()
+        elif key == "block_size":
+            # block_size_bytes: hex without "0x"
+            if value.strip() != "none":
+                rep["block_size"] = _int(value.strip(), lineno, "block size", 16)
         elif key == "wait":
             f = _kv(value, ["ms", "dax", "soft_reserved"], lineno, key)
             rep["wait"] = {k: _int(f[k], lineno, k) for k in ("ms", "dax", "soft_reserved")}
@@ -154,6 +204,24 @@ def parse_report(text):
             f = _kv(value, ["id", "memtotal_kb"], lineno, key)
             rep["nodes"].append({"id": _int(f["id"], lineno, "node id"),
                                  "memtotal_kb": _int(f["memtotal_kb"], lineno, "memtotal_kb")})
+        elif key == "tier":
+            m = TIER_RE.fullmatch(value)
+            if not m:
+                raise ReportError(f"line {lineno}: bad tier line: {value!r}")
+            name, tid, nodes = m.groups()
+            if any(t["name"] == name for t in rep["tiers"]):
+                raise ReportError(f"line {lineno}: memory tier {name} twice")
+            rep["tiers"].append({"name": name, "id": int(tid),
+                                 "nodes": None if nodes == "unknown"
+                                 else _nodes(nodes, lineno, key)})
+        elif key == "nodestate":
+            m = NODESTATE_RE.fullmatch(value)
+            if not m:
+                raise ReportError(f"line {lineno}: bad nodestate line: {value!r}")
+            name, nodes = m.groups()
+            if name in rep["nodestates"]:
+                raise ReportError(f"line {lineno}: node state {name} twice")
+            rep["nodestates"][name] = _nodes(nodes, lineno, key)
         else:
             raise ReportError(f"line {lineno}: unknown report key {key!r}: {line!r}")
     for key in ("kernel", "cmdline"):

@@ -52,6 +52,13 @@ def numa(nodes, hmat=False):
     return args
 
 
+def accelerator(node):
+    """A PCI device standing in for an accelerator (edu), as the generic
+    initiator of NUMA node `node`."""
+    return ["-device", "edu,id=acc0",
+            "-object", f"acpi-generic-initiator,id=gi0,pci-dev=acc0,node={node}"]
+
+
 def merged(ranges):
     """Ranges as Linux keeps them: adjacent ones of one type merged."""
     out = []
@@ -130,21 +137,60 @@ PLACEMENTS = {
         devmem=(DEVMEM, 7 * GiB), ram={0: GiB}),
 }
 
+# An accelerator as the generic initiator of CPU-less node 1, with its
+# memory on that node or on CPU-less node 2 beside it: the guest names node
+# 1 in its first SRAT pass, right after the CPUs' node 0. Firmware does not
+# change this (SRAT reaches the guest through QEMU's table loader on both),
+# so these boot on the patched SeaBIOS only.
+GI = {
+    "gi-own-node": dict(
+        machine="q35", nodes=2, gi=[1],
+        args=["-m", "1G,maxmem=8G"] + numa(2) + accelerator(1) + spm(0, 512, 1),
+        spm=[("spm0", DEVMEM, 512 * MiB, 1)],
+        devmem=(DEVMEM, 7 * GiB), ram={0: GiB}),
+    "gi-beside": dict(
+        machine="q35", nodes=3, gi=[1],
+        args=["-m", "1G,maxmem=8G"] + numa(3) + accelerator(1) + spm(0, 512, 2),
+        spm=[("spm0", DEVMEM, 512 * MiB, 2)],
+        devmem=(DEVMEM, 7 * GiB), ram={0: GiB}),
+}
+
 # 64 GiB of RAM: boot memory ends at 66 GiB, so Linux onlines memory in
 # 2 GiB blocks (arch/x86/mm/init_64.c); QEMU places 2 GiB devices 2 GiB
 # apart. Only the guest's touched pages take host memory (reserve=off).
 BIG_DEVMEM = 0x1080000000
+
+
+def big_numa(ram_gib, maxmem_gib):
+    return ["-m", f"{ram_gib}G,maxmem={maxmem_gib}G",
+            "-object", f"memory-backend-ram,id=m0,size={ram_gib}G,reserve=off",
+            "-numa", "node,nodeid=0,memdev=m0,cpus=0-1",
+            "-numa", "node,nodeid=1", "-numa", "node,nodeid=2"]
+
+
+# 65 GiB of RAM: boot memory ends at 67 GiB. A guest that sees the CPUID
+# hypervisor bit takes the largest power of two up to 2 GiB that divides
+# it, 1 GiB; without the bit (-cpu ...,-hypervisor) 2 GiB, as on bare metal
+# (probe_memory_block_size(), arch/x86/mm/init_64.c).
+BIG65_DEVMEM = 0x10c0000000
 BIG = {
     "big-guest": dict(
-        machine="q35", nodes=3,
-        args=["-m", "64G,maxmem=72G",
-              "-object", "memory-backend-ram,id=m0,size=64G,reserve=off",
-              "-numa", "node,nodeid=0,memdev=m0,cpus=0-1",
-              "-numa", "node,nodeid=1", "-numa", "node,nodeid=2"]
-        + spm(0, 2048, 1) + spm(1, 2048, 2),
+        machine="q35", nodes=3, block=2 * GiB,
+        args=big_numa(64, 72) + spm(0, 2048, 1) + spm(1, 2048, 2),
         spm=[("spm0", BIG_DEVMEM, 2 * GiB, 1),
              ("spm1", BIG_DEVMEM + 4 * GiB, 2 * GiB, 2)],
         devmem=(BIG_DEVMEM, 8 * GiB), ram={0: 64 * GiB}),
+    "big-guest-1g-blocks": dict(
+        machine="q35", nodes=3, block=1 * GiB,
+        args=big_numa(65, 72) + spm(0, 1024, 1) + spm(1, 1024, 2),
+        spm=[("spm0", BIG65_DEVMEM, 1 * GiB, 1),
+             ("spm1", BIG65_DEVMEM + 2 * GiB, 1 * GiB, 2)],
+        devmem=(BIG65_DEVMEM, 7 * GiB), ram={0: 65 * GiB}),
+    "big-guest-bare-metal": dict(
+        machine="q35", nodes=3, block=2 * GiB,
+        args=["-cpu", "max,-hypervisor"] + big_numa(65, 72) + spm(0, 2048, 1),
+        spm=[("spm0", BIG65_DEVMEM + 1 * GiB, 2 * GiB, 1)],
+        devmem=(BIG65_DEVMEM, 7 * GiB), ram={0: 65 * GiB}),
 }
 
 KERNELS = spmguest.KERNELS                    # 6.1, 6.12, 7.x
@@ -263,8 +309,20 @@ CASES = [(pl, fw, k) for pl in PLACEMENTS for fw in ("seabios", "ovmf")
          for k in KERNELS]
 CASES += [("natural", fw, k) for fw in ("seabios-stock", "ovmf-old")
           for k in KERNELS]
-CASES += [("big-guest", "seabios", k) for k in ("6.12", "7.x")]
+CASES += [(gi, "seabios", k) for gi in GI for k in KERNELS]
+CASES += [(big, "seabios", k) for big in BIG for k in ("6.12", "7.x")]
+PLACEMENTS.update(GI)
 PLACEMENTS.update(BIG)
+
+
+def check_topology(report, p):
+    """The nodes of the generic initiators and the guest's memory block size,
+    where the placement names them (gi=, block=)."""
+    if "gi" in p:
+        assert report["nodestates"].get("has_generic_initiator") == p["gi"], \
+            report["nodestates"]
+    if "block" in p:
+        assert report["block_size"] == p["block"], report["block_size"]
 
 
 @pytest.mark.parametrize("placement,firmware,kernel", CASES,
@@ -275,6 +333,7 @@ def test_guest(placement, firmware, kernel):
     assert spmguest.kernel_matches(kernel, report["kernel"]), report["kernel"]
     check_qmp(devices, p)
     check_srat(report, p)
+    check_topology(report, p)
     if FIRMWARE[firmware]:
         check_soft_reserved(report, p, kernel)
     else:
