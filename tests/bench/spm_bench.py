@@ -10,19 +10,30 @@ to $BUILD/bench); consoles and QEMU logs go to DIR/logs/. The report
 (bench.md and the plot) is drawn from that file by tests/bench/report.py.
 
 1. startup   QEMU start to QMP-ready time and host RSS with 1, 16 and 64
-             devices of three kinds: spm-memory placed automatically
-             ("spm"), pc-dimm ("dimm"), and spm-memory packed back to back
-             ("spm-packed": -machine hmat=on, every node initiator=0,
-             explicit addr= one after the other, which spm-memory allows
-             only with an HMAT). Devices of 128 MiB each,
-             memory-backend-ram, on node 1 of 2; q35, TCG, -S, the same
-             -m 1G,slots=N,maxmem=... for all kinds. Time: from the fork of
-             QEMU until query-memory-devices (answered only once the machine
-             is initialized and the main loop runs) has returned; QEMU
-             connects to our QMP socket, so no polling. RSS: VmRSS and VmHWM
-             of the QEMU process right after that. Repetitions interleaved
-             (every repetition launches each kind once, in rotating order),
-             so each repetition gives one paired ratio per pair of kinds.
+             devices of 128 MiB each, of four kinds: "spm", spm-memory
+             placed automatically (no HMAT, so 128 MiB free after each
+             device); "spm-packed", spm-memory placed automatically on a
+             machine with an HMAT (-machine hmat=on, initiator=0 on every
+             node), where the device packs them back to back; "dimm",
+             pc-dimm placed automatically (back to back); "dimm-gap",
+             pc-dimm at explicit addr= leaving the same 128 MiB after each
+             device as "spm". Every run checks the addresses of
+             query-memory-devices against that layout (device i at 4 GiB +
+             i * 256 MiB for spm and dimm-gap, 4 GiB + i * 128 MiB for
+             spm-packed and dimm), so "spm-packed" also checks the device's
+             rule. memory-backend-ram, node 1 of 2; q35, TCG, -S, the same
+             -m 1G,slots=N,maxmem=... for all kinds; only "spm-packed" has
+             an HMAT. Time: from the fork of QEMU until
+             query-memory-devices (answered only once the machine is
+             initialized and the main loop runs) has returned; QEMU
+             connects to our QMP socket, so no polling. RSS: VmRSS and
+             VmHWM of the QEMU process right after that (the guest has not
+             run: -S). Repetitions interleaved (every repetition launches
+             each kind once, in rotating order), so each repetition gives
+             one paired ratio per pair: spm/dimm (the device's cost as
+             used), spm-packed/dimm (without the gaps), dimm-gap/dimm (the
+             gaps alone, without spm-memory) and spm/dimm-gap (the device
+             with the gaps against pc-dimms with the same gaps).
 2. bandwidth Guest read and write bandwidth of spm-memory against node-0 RAM
              in the same guest ("spmtool bench", guest/spmtool.c,
              started by spm.bench= in guest/init.sh), on every guest
@@ -59,9 +70,10 @@ to $BUILD/bench); consoles and QEMU logs go to DIR/logs/. The report
              entries and table size, the growth per device between
              configurations, and linear and n log n fits.
 
-Targets (benchmark figures, not tests): spm/pc-dimm <= 1.02 for start-up
-time and RSS (also given for spm-packed/pc-dimm), <= 1.05 for migration
-time and downtime; SPM bandwidth >= 0.95 of RAM. A verdict looks at the
+Targets (benchmark figures, not tests): spm/dimm, spm-packed/dimm and
+spm/dimm-gap <= 1.02 for start-up time and RSS (dimm-gap/dimm is
+descriptive: no target), spm/pc-dimm <= 1.05 for migration time and
+downtime; SPM bandwidth >= 0.95 of RAM. A verdict looks at the
 range of the ratio, not at one number: the min-max of the paired
 per-repetition ratios, each widened by the resolution of the figure where
 that matters (downtime and total time: 1 ms, so a pair (a, b) spans
@@ -110,9 +122,14 @@ BUILD = build_dir()
 QEMU = qemu_binary()
 MiB, GiB = 1 << 20, 1 << 30
 SECTIONS = ["startup", "bandwidth", "migration", "acpi"]
-# start-up kinds, and the ratios taken between them (numerator, denominator)
-KINDS = ["spm", "spm-packed", "dimm"]
-PAIRS = [("spm", "dimm"), ("spm-packed", "dimm"), ("spm", "spm-packed")]
+# start-up kinds, and the ratios taken between them (numerator, denominator);
+# the pairs in DESCRIPTIVE get no target (they describe, they do not judge)
+KINDS = ["spm", "spm-packed", "dimm", "dimm-gap"]
+PAIRS = [("spm", "dimm"), ("spm-packed", "dimm"), ("dimm-gap", "dimm"),
+         ("spm", "dimm-gap")]
+DESCRIPTIVE = [("dimm-gap", "dimm")]
+LABELS = {"spm": "spm", "spm-packed": "spm-packed", "dimm": "pc-dimm",
+          "dimm-gap": "pc-dimm-gap"}
 TARGETS = {"startup": 1.02, "rss": 1.02, "migration": 1.05, "bandwidth": 0.95}
 
 
@@ -182,11 +199,14 @@ def collect_targets(results):
     if r:
         for metric, name, key in (("time", "start-up time", "startup"),
                                   ("rss", "VmRSS", "rss")):
-            for num in ("spm", "spm-packed"):
+            for a, b in PAIRS:
+                if (a, b) in DESCRIPTIVE:
+                    continue
                 for row in r["rows"]:
-                    t.append(target(f"startup-{metric}-{num}-{row['n']}",
-                                    f"{name} {num}/pc-dimm, {row['n']} dev",
-                                    row["ratios"][f"{num}/dimm"][metric],
+                    t.append(target(f"startup-{metric}-{a}/{b}-{row['n']}",
+                                    f"{name} {LABELS[a]}/{LABELS[b]}, "
+                                    f"{row['n']} dev",
+                                    row["ratios"][f"{a}/{b}"][metric],
                                     TARGETS[key]))
     r = results.get("bandwidth")
     if r:
@@ -293,26 +313,39 @@ def numa_args(ram="1G", initiator=False):
             "-numa", f"node,nodeid=1{init}"]
 
 
+GAP_MIB = 128                 # what automatic spm-memory placement leaves
+                              # after each device without an HMAT (one block)
+
+
+def layout(kind, n, size_mib):
+    """The addresses the start-up kinds' devices must get: back to back from
+    the start of device memory ("spm-packed", "dimm"), or with GAP_MIB after
+    each device ("spm" without an HMAT, "dimm-gap" by explicit addr=)."""
+    step = size_mib + (GAP_MIB if kind in ("spm", "dimm-gap") else 0)
+    return [DEVMEM + i * step * MiB for i in range(n)]
+
+
 def devices(kind, n, size_mib, node=1, prefix="b"):
-    """n devices of one kind; "spm-packed": spm-memory back to back from the
-    start of device memory (the machine needs an HMAT for that)."""
+    """n devices of one kind. "spm" and "spm-packed" are both placed by the
+    device (packed only on a machine with an HMAT); "dimm-gap": pc-dimms at
+    explicit addresses with the gaps of automatic spm-memory placement."""
     args = []
+    addrs = layout(kind, n, size_mib)
     for i in range(n):
         args += ["-object", f"memory-backend-ram,id={prefix}{i},size={size_mib}M"]
-        if kind == "spm":
+        if kind in ("spm", "spm-packed"):
             args += ["-device", f"spm-memory,id=spm{i},memdev={prefix}{i},node={node}"]
-        elif kind == "spm-packed":
-            addr = DEVMEM + i * size_mib * MiB
-            args += ["-device", f"spm-memory,id=spm{i},memdev={prefix}{i},"
-                     f"node={node},addr={addr:#x}"]
+        elif kind == "dimm-gap":
+            args += ["-device", f"pc-dimm,id=dimm{i},memdev={prefix}{i},"
+                     f"node={node},addr={addrs[i]:#x}"]
         else:
             args += ["-device", f"pc-dimm,id=dimm{i},memdev={prefix}{i},node={node}"]
     return args
 
 
 def maxmem_mib(n, size_mib, ram_mib=1024):
-    # automatic spm-memory placement leaves 128 MiB after each device
-    return ram_mib + n * (size_mib + 128)
+    # automatic spm-memory placement leaves GAP_MIB after each device
+    return ram_mib + n * (size_mib + GAP_MIB)
 
 
 # --- 1. start-up time and RSS ------------------------------------------------
@@ -330,14 +363,23 @@ def bench_startup(cfg, log):
                 "-nodefaults", "-display", "none", "-S"]
         q = Qemu(args, os.path.join(cfg["logs"], f"startup-{kind}-{n}.log"))
         try:
-            typ = "dimm" if kind == "dimm" else "spm-memory"
+            typ = "spm-memory" if kind.startswith("spm") else "dimm"
             devs = [d["data"] for d in q.devices if d["type"] == typ]
             if len(devs) != n:
                 raise RuntimeError(f"{kind} x{n}: query-memory-devices shows {len(devs)}")
-            if packed:
-                addrs = sorted(d["memaddr"] for d in devs)
-                if addrs != [DEVMEM + i * 128 * MiB for i in range(n)]:
-                    raise RuntimeError(f"{kind} x{n}: not packed: {addrs}")
+            # the layout the comparison rests on; for "spm" and "spm-packed"
+            # the device's placement rule (gap without an HMAT, packed with)
+            addrs = sorted(d["memaddr" if typ == "spm-memory" else "addr"]
+                           for d in devs)
+            want = layout(kind, n, 128)
+            if addrs != want:
+                rule = ("back to back" if kind in ("spm-packed", "dimm")
+                        else f"{GAP_MIB} MiB free after each device")
+                if packed:
+                    rule += " (automatic placement with an HMAT)"
+                bad = next(i for i, (x, y) in enumerate(zip(addrs, want)) if x != y)
+                raise RuntimeError(f"{kind} x{n}: device {bad} at {addrs[bad]:#x}, "
+                                   f"expected {want[bad]:#x}: not {rule}")
             st = q.status()
         finally:
             q.quit()
@@ -354,7 +396,8 @@ def bench_startup(cfg, log):
         if (rep + 1) % max(1, reps // 4) == 0:
             log(f"  startup: repetition {rep + 1}/{reps} done")
 
-    res = {"counts": counts, "kinds": KINDS, "reps": reps, "rows": []}
+    res = {"counts": counts, "kinds": KINDS, "reps": reps, "rows": [],
+           "gap_mib": GAP_MIB, "descriptive": [f"{a}/{b}" for a, b in DESCRIPTIVE]}
     for n in counts:
         row = {"n": n, "kinds": {}, "ratios": {}, "diffs": {}}
         for kind in KINDS:
