@@ -9,8 +9,9 @@ code that builds the tables.
 import struct
 
 E820_RAM, E820_RESERVED, E820_SOFT_RESERVED = 1, 2, 0xefffffff
-# SRAT memory affinity flags
+# SRAT memory affinity flags (ENABLED is bit 0 in every kind of entry)
 SRAT_ENABLED, SRAT_HOTPLUGGABLE, SRAT_NON_VOLATILE = 1, 2, 4
+SRAT_GENERIC_INITIATOR = 5  # the type of a generic initiator affinity entry
 FW_CFG_FILE_DIR = 0x19
 FW_CFG_DMA_PORT = 0x518
 
@@ -118,8 +119,8 @@ def acpi_length(blob):
 def srat(blob):
     """The SRAT's affinity structures in table order, or None without an
     SRAT: (type, pxm, base, length, flags); base and length are None for
-    processor entries (type 0: local APIC, 2: local x2APIC), and memory
-    entries are type 1."""
+    processor entries (type 0: local APIC, 2: local x2APIC) and generic
+    initiator entries (type 5), and memory entries are type 1."""
     table = acpi_tables(blob).get("SRAT")
     if table is None:
         return None
@@ -139,6 +140,9 @@ def srat(blob):
             pxm, = struct.unpack("<I", e[2:6])
             base, length = struct.unpack("<QQ", e[8:24])
             out.append((1, pxm, base, length, struct.unpack("<I", e[28:32])[0]))
+        elif typ == SRAT_GENERIC_INITIATOR:
+            pxm, = struct.unpack("<I", e[4:8])
+            out.append((typ, pxm, None, None, struct.unpack("<I", e[24:28])[0]))
         i += ln
     return out
 

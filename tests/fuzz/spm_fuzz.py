@@ -3,11 +3,18 @@
     python3 -m tests.fuzz.spm_fuzz [--seed N] [--count N] [--time-limit SECONDS] [--qemu PATH]
 
 Draws machine types (pc, q35, their 5.0 versions, microvm, none), ACPI on or
-off, an HMAT, RAM (up to 64 GiB, which raises the alignment to 2 GiB), maxmem
-and slots, 0 to 4 NUMA nodes (rarely a second CPU on another node), pc-dimms
-(with and without addr) and up to four spm-memory devices with backends of
-every kind (ram, memfd, file; share, prealloc; read-only, rom and
-copy-on-write files), sizes, nodes (given, unset, out of range) and
+off, an HMAT (a quarter of them with -global spm-memory.x-gap-with-hmat=on), RAM (up to
+3.5 GiB, or 61.5 to 65 GiB, where the end of boot memory sets the alignment:
+the guest's memory block size), the CPUID hypervisor bit (cleared by
+-cpu qemu64,-hypervisor in some big cases), maxmem and slots, 0 to 4 NUMA
+nodes (rarely a second CPU on another node), generic initiators on q35 and
+pc with NUMA nodes (one or two edu devices, each with an
+acpi-generic-initiator on a node, mostly one without CPUs, rarely one that
+does not exist; at most one node without CPUs gets them, because QEMU emits
+them in the order of a walk over its objects, which the command line does
+not set), pc-dimms (with and without addr) and up to four spm-memory devices
+with backends of every kind (ram, memfd, file; share, prealloc; read-only,
+rom and copy-on-write files), sizes, nodes (given, unset, out of range) and
 addresses (none, valid, misaligned, overlapping, adjacent, out of range),
 memdevs missing, unknown, of the wrong type or already in use. A few
 "faulty" cases break many rules at once, so that the order of the rules
@@ -18,17 +25,23 @@ ordered list, SPM_RULES, written from the rules rather than from QEMU's
 code: placement is a search over every aligned address) predicts each case:
 QEMU must either refuse it with exit status 1 and the message of one rule
 (the first rule that the first failing device breaks; the message names the
-device, the property and the values), or start with
+device, the property and the values; a generic initiator on a node that does
+not exist is refused by QEMU when it builds the ACPI tables, after the
+devices, or when the object is created for node 128 or above), or start with
 every device where the model put it: query-memory-devices (id, address,
 size, node, memdev of each spm-memory device; address and size of each
 pc-dimm), etc/e820 (one soft-reserved entry exactly over each device, no
 other) and the SRAT (an ENABLED entry exactly over each device at its node,
 the rest of device memory HOTPLUGGABLE|ENABLED at the last node, in (node,
 address) order; a zero-length ENABLED entry for each node without CPUs or
-boot memory when a device exists; nodes first named in the order the guest
-must number them). A crash, an abort, a hang (timeout), or any difference
-between prediction and outcome is a failure; both and the command line are
-printed. The draw depends only on the seed, so failures can be replayed.
+boot memory when a device exists; an ENABLED generic initiator entry for
+each acpi-generic-initiator at its node, in any order; nodes first named in
+the order the guest must number them: processor and generic initiator
+entries, then memory entries). A crash, an abort, a hang (timeout), or any
+difference between prediction and outcome is a failure; both and the command
+line are printed. The summary counts the outcomes by rule and the rarer
+draws (HMAT, generic initiators, big RAM by block size). The draw depends
+only on the seed, so failures can be replayed.
 """
 import argparse
 import collections
@@ -46,7 +59,8 @@ MiB, GiB = 1 << 20, 1 << 30
 from spmtest import fwcfg, qemu_binary
 from spmtest.fwcfg import Qtest
 from spmtest.qmp import QMP
-ALIGN = 128 * MiB          # spm-memory alignment (2 GiB when boot RAM ends >= 64 GiB)
+ALIGN = 128 * MiB          # spm-memory alignment below 64 GiB of boot memory
+MAX_ALIGN = 2 * GiB        # ... and its largest value above (Linux's largest block)
 DIMM_ALIGN = 2 * MiB       # a memory-backend-ram's alignment (QEMU_VMALLOC_ALIGN)
 SOFT_RESERVED = fwcfg.E820_SOFT_RESERVED
 SRAT_ENABLED = fwcfg.SRAT_ENABLED
@@ -58,6 +72,11 @@ MACHINES = {"q35": 40, "pc": 40, "pc-q35-5.0": 5, "pc-i440fx-5.0": 5,
             "microvm": 7, "none": 3}
 FAULTY_MACHINES = {"q35": 25, "pc": 25, "pc-q35-5.0": 20, "pc-i440fx-5.0": 20,
                    "microvm": 5, "none": 5}
+# RAM of big cases in MiB: boot memory then ends (q35 +2 GiB, pc +1 GiB)
+# below 64 GiB, or at a multiple of 2 GiB, 1 GiB, 512 MiB or 256 MiB
+BIG_RAM = {62976: 10, 63488: 15, 64512: 15, 65536: 25, 66048: 15, 65792: 10,
+           66560: 10}
+MAX_NODES = 128            # QEMU's limit for the node of a generic initiator
 KINDS = {"ram": 20, "memfd": 15, "file": 15, "ram-share": 12, "ram-prealloc": 10,
          "file-share": 12, "file-ro": 2, "file-rom": 2, "file-cow": 3}
 
@@ -84,11 +103,16 @@ class Case:
         self.machine = rng.choices(list(MACHINES), list(
             (FAULTY_MACHINES if f else MACHINES).values()))[0]
         self.pc = self.machine in PC_MACHINES
-        big = self.pc and rng.random() < 0.03
+        self.drawn = []             # the rarer draws, counted in the summary
+        big = self.pc and rng.random() < 0.15
         self.acpi = self.machine == "none" or rng.random() >= (0.25 if f else 0.03)
-        ram = 64 * 1024 if big else rng.choices([512, 1024, 3072, 3584],
-                                               [40, 40, 10, 10])[0]
+        ram = rng.choices(*zip(*BIG_RAM.items()))[0] if big else \
+            rng.choices([512, 1024, 3072, 3584], [40, 40, 10, 10])[0]
         self.ram = ram * MiB
+        # the CPUID hypervisor bit, which QEMU's CPU models set
+        self.hypervisor = not (self.ram >= 62 * GiB and rng.random() < 0.3)
+        if not self.hypervisor:
+            self.args += ["-cpu", "qemu64,-hypervisor"]
         r = rng.random()
         if r < (0.15 if f else 0.06):
             self.maxmem = None
@@ -108,6 +132,12 @@ class Case:
             self.cpu_nodes = [0, rng.randrange(self.nodes)]
             self.args += ["-smp", "2"]
         self.hmat = self.pc and self.nodes >= 1 and rng.random() < 0.15
+        self.gap_with_hmat = self.hmat and rng.random() < 0.25
+        if self.gap_with_hmat:
+            self.args += ["-global", "spm-memory.x-gap-with-hmat=on"]
+            self.drawn.append("hmat=on with x-gap-with-hmat=on")
+        elif self.hmat:
+            self.drawn.append("hmat=on")
 
         mopts = self.machine
         if not self.acpi:
@@ -136,9 +166,38 @@ class Case:
             if self.hmat:
                 opts += f",initiator={n if n in self.cpu_nodes else 0}"
             self.args += ["-numa", opts]
+        # generic initiators: acpi-generic-initiator objects on edu devices.
+        # Their nodes are usually valid; at most one of them is invalid, and
+        # at most one node without CPUs gets them (QEMU's order of them in
+        # SRAT is its walk over objects, which the model cannot know)
+        self.gi_nodes = []
+        if self.machine in ("q35", "pc") and self.nodes and rng.random() < 0.2:
+            free = None             # the node without CPUs that gets them
+            for i in range(rng.choice([1, 2])):
+                r = rng.random()
+                valid = all(k < self.nodes for k in self.gi_nodes)
+                if r < 0.06 and valid:
+                    k = self.nodes + rng.randrange(2)           # no such node
+                elif r < 0.075 and valid:
+                    k = rng.choice([MAX_NODES, 200])            # beyond QEMU's limit
+                else:               # mostly a node without CPUs
+                    k = rng.randrange(self.nodes)
+                    if r < 0.75 and free is None:
+                        k = rng.choice([n for n in range(self.nodes)
+                                        if n not in self.cpu_nodes] or [k])
+                    if k not in self.cpu_nodes:
+                        k = free = k if free is None else free
+                self.gi_nodes.append(k)
+                self.args += ["-device", f"edu,id=acc{i}", "-object",
+                              f"acpi-generic-initiator,id=gi{i},pci-dev=acc{i},node={k}"]
+            self.drawn.append(f"{len(self.gi_nodes)} generic initiator(s)" + (
+                ", one on a node that does not exist"
+                if any(k >= self.nodes for k in self.gi_nodes) else ""))
 
         lay = layout(self)
         align = lay["align"]
+        if big:
+            self.drawn.append(f"big RAM, block size {align // MiB} MiB: {lay['block']}")
         base = lay["base"] if lay["devmem"] else 1 << 32
         devend = base + (lay["devmem"] or 0)
         end = base + (self.maxmem or self.ram) - self.ram
@@ -148,7 +207,8 @@ class Case:
         spm = []
         for i in range(rng.choices([0, 1, 2, 3, 4], [10, 30, 30, 18, 12])[0]):
             if big:
-                size = rng.choices([2048, 4096, 1024, 3072], [40, 30, 15, 15])[0] * MiB
+                size = rng.choices([2048, 4096, 1024, 3072, 512, 384],
+                                   [35, 25, 15, 10, 10, 5])[0] * MiB
             else:
                 size = rng.choices([128, 256, 512, 1024, 384, 100, 192],
                                    [25, 25, 20, 10, 10, 4, 4])[0] * MiB
@@ -274,19 +334,39 @@ def layout(case):
     devmem = None
     if case.pc and case.maxmem and case.maxmem > case.ram:
         devmem = case.maxmem - case.ram + case.slots * GiB
+    # the guest's memory block size (Linux's probe_memory_block_size())
+    align = MAX_ALIGN
+    if boot_end < 64 * GiB:
+        align, block = ALIGN, "boot memory ends below 64 GiB"
+    elif not case.hypervisor:
+        block = "no hypervisor bit"
+    else:
+        while boot_end % align and align > ALIGN:
+            align //= 2
+        block = "the largest that divides the end of boot memory"
     return {
         "nodes": nodes,
         "base": align_up((1 << 32) + above, GiB),
         "devmem": devmem,
-        "align": 2 * GiB if boot_end >= 64 * GiB else ALIGN,
+        "align": align,
+        "block": block,
     }
 
 
+def initiators(case, nodes):
+    """The nodes of the SRAT's processor entries (in CPU order), then those of
+    its generic initiator entries (QEMU's order, which the draw makes
+    irrelevant: the nodes without CPUs among them are one at most), with
+    repeats; generic initiators on nodes that do not exist are left out."""
+    return case.cpu_nodes + [k for k in case.gi_nodes if k < nodes]
+
+
 def guest_order(case, nodes):
-    """Node ids in the order a guest numbers them: nodes with CPUs first,
-    in CPU order, then the others in ascending order."""
+    """Node ids in the order a guest numbers them: its first pass over SRAT
+    names the nodes with CPUs, in CPU order, then those with generic
+    initiators; then the others in ascending order."""
     order = []
-    for n in case.cpu_nodes + list(range(nodes)):
+    for n in initiators(case, nodes) + list(range(nodes)):
         if n < nodes and n not in order:
             order.append(n)
     return order
@@ -336,6 +416,14 @@ class State:
                        for o, b, t in self.placed):
                 return a
         return None
+
+    def auto_addr(self, size):
+        """Where automatic placement puts `size` bytes: the lowest aligned
+        free address; without an HMAT (or with x-gap-with-hmat=on) it also
+        keeps a block free to every spm-memory device."""
+        gap = self.align if not self.case.hmat or self.case.gap_with_hmat else 0
+        return self.free_addr(size, self.align,
+                              lambda o: gap if o.kind == "spm" else 0)
 
 
 # The rules of spm-memory on pc and q35, in the order QEMU checks them; each
@@ -432,10 +520,7 @@ def r_addr_conflict(st, d, size):
 
 
 def r_room(st, d, size):
-    # the lowest aligned address that overlaps no memory device and leaves a
-    # gap of at least `align` to every spm-memory device
-    if not d.addr and st.free_addr(size, st.align, lambda o: st.align
-                                   if o.kind == "spm" else 0) is None:
+    if not d.addr and st.auto_addr(size) is None:
         return "no-room", (f"no room for memdev '{d.memdev}' of size {size:#x} "
                            f"in device memory [{st.base:#x}, {st.devend:#x})")
 
@@ -477,6 +562,10 @@ def add_dimm(st, d, size):
 def predict(case, rules=SPM_RULES):
     """What QEMU must do with the case: each device in turn, its rules in order."""
     st = State(case)
+    if any(k >= MAX_NODES for k in case.gi_nodes):
+        # refused when the object is created, before any device
+        return Prediction("gi-node-max", "acpi-generic-initiator: Invalid NUMA "
+                          "node specified", lay=st.lay)
     for d in case.devs:
         size = case.ram if d.memdev == "ram0" else \
             case.backends[d.memdev][0] if d.memdev in case.backends else None
@@ -501,10 +590,15 @@ def predict(case, rules=SPM_RULES):
             broken = rule(st, d, size)
             if broken:
                 return Prediction(broken[0], pre + broken[1], lay=st.lay)
-        addr = d.addr or st.free_addr(size, st.align, lambda o: st.align
-                                      if o.kind == "spm" else 0)
+        addr = d.addr or st.auto_addr(size)
         st.placed.append((d, addr, size))
         st.mapped.add(d.memdev)
+    # QEMU checks the nodes of generic initiators when it builds the SRAT,
+    # after the devices
+    bad = [k for k in case.gi_nodes if k >= st.nodes]
+    if bad and case.acpi:
+        return Prediction("gi-node-invalid", f"acpi-generic-initiator: Specified "
+                          f"node {bad[0]} is invalid.", lay=st.lay)
     return Prediction(placed=st.placed, lay=st.lay)
 
 
@@ -528,7 +622,7 @@ def expected_srat(case, pred):
         dev.sort(key=lambda e: (e[2], e[0]))
     zero = [n for n in range(1, nodes) if spm and n not in case.cpu_nodes]
     named = []
-    for n in case.cpu_nodes + [0] + zero + [e[2] for e in dev]:
+    for n in initiators(case, nodes) + [0] + zero + [e[2] for e in dev]:
         if n not in named:
             named.append(n)
     return dev, zero, named
@@ -574,10 +668,17 @@ def check_started(case, pred, qmp_devs, e820, srat):
     got_zero = [p for b, s, p, f in mem if not s and f == SRAT_ENABLED]
     if got_zero != zero:
         return f"SRAT zero-length entries at nodes {got_zero} != predicted {zero}"
+    gis = sorted((p, f) for t, p, b, s, f in srat if t == fwcfg.SRAT_GENERIC_INITIATOR)
+    want_gis = sorted((k, SRAT_ENABLED) for k in case.gi_nodes)
+    if gis != want_gis:
+        return f"SRAT generic initiators (node, flags) {gis} != predicted {want_gis}"
+    # nodes in the order Linux first meets them: a pass over the processor
+    # and generic initiator entries, then one over the memory entries
     got_named = []
-    for t, p, b, s, f in srat:
-        if f & SRAT_ENABLED and p not in got_named:
-            got_named.append(p)
+    for first in (True, False):
+        for t, p, b, s, f in srat:
+            if (t != 1) == first and f & SRAT_ENABLED and p not in got_named:
+                got_named.append(p)
     if got_named != named:
         return f"SRAT names the nodes in order {got_named}, predicted {named}"
     return None
@@ -659,10 +760,13 @@ def run_case(qemu, case, tmpdir):
 
 def error_line(err):
     """QEMU's error: its first line that is not a warning, without the
-    program name and the option it is about."""
+    program name and the option it is about (acpi-generic-initiator prints
+    its errors without them)."""
     for line in err.splitlines():
         if line.startswith("qemu-system-x86_64: ") and ": warning: " not in line:
             return re.sub(r"^qemu-system-x86_64: (-device [^:]*: )?", "", line)
+        if line.startswith("acpi-generic-initiator: "):
+            return line
     return None
 
 
@@ -705,6 +809,7 @@ def main():
     rng = random.Random(args.seed)
     outcomes = collections.Counter()
     reasons = collections.Counter()
+    drawn = collections.Counter()
     failures = []
     start = time.time()
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -712,6 +817,7 @@ def main():
         while n < args.count and time.time() - start < args.time_limit:
             case = Case(rng, tmpdir)
             pred = predict(case)
+            drawn.update(case.drawn)
             outcome, detail = judge(case, pred, run_case(args.qemu, case, tmpdir))
             outcomes[outcome] += 1
             if args.verbose:
@@ -735,6 +841,9 @@ def main():
           f"{outcomes['rejected']} rejected with exit status 1, "
           f"{outcomes['FAIL']} failed")
     for msg, count in sorted(reasons.items(), key=lambda x: (-x[1], x[0])):
+        print(f"  {count:5d}  {msg}")
+    print("drawn:")
+    for msg, count in sorted(drawn.items()):
         print(f"  {count:5d}  {msg}")
     if n < args.count:
         print(f"(stopped by the time limit after {n} of {args.count} cases)")
