@@ -78,22 +78,21 @@ def expected_checksum(nbytes):
 
 
 # Destinations that must refuse the stream, and what each says (QEMU's
-# stderr of the destination): RAM's setup section, which lists the RAM
-# blocks, refuses a missing or resized backend; the device's section a
-# device at another address or node.
-SRC_STATE = r"the source has addr 0x100000000 size 0x10000000 node 1"
+# stderr of the destination): the device's section comes before RAM's list
+# of RAM blocks and names the device, the property and both values; a
+# destination without the device does not know the section.
 MISMATCHED = [
     ("no-device", machine(spm=False),
-     r'Unknown ramblock "hbm0", cannot accept migration'),
+     r"Unknown savevm section or instance 'spm0/spm-memory' 0"),
     ("other-node", machine(spm_node=0),
-     SRC_STATE + r", this destination has addr 0x100000000 size 0x10000000"
-     r" node 0"),
+     r"spm-memory 'spm0': property 'node' is 1 on the source, 0 on this "
+     r"destination"),
     ("other-addr", machine(addr=0x140000000),
-     SRC_STATE + r", this destination has addr 0x140000000 size 0x10000000"
-     r" node 1"),
-    # RAM's setup section (the list of RAM blocks) comes before the device's
+     r"spm-memory 'spm0': property 'addr' is 0x100000000 on the source, "
+     r"0x140000000 on this destination"),
     ("other-size", machine(spm_size="512M"),
-     r"Size mismatch: hbm0: 0x10000000 != 0x20000000"),
+     r"spm-memory 'spm0': property 'size' is 0x10000000 on the source, "
+     r"0x20000000 on this destination"),
 ]
 # Throttle for the mismatched migrations: sending the filled spm-memory
 # alone would take FILL_MIB seconds.
