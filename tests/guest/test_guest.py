@@ -139,13 +139,24 @@ PLACEMENTS = {
 
 # An accelerator as the generic initiator of CPU-less node 1, with its
 # memory on that node or on CPU-less node 2 beside it: the guest names node
-# 1 in its first SRAT pass, right after the CPUs' node 0. Firmware does not
+# 1 in its first SRAT pass, right after the CPUs' node 0. A generic port
+# names no node. Firmware does not
 # change this (SRAT reaches the guest through QEMU's table loader on both),
 # so these boot on the patched SeaBIOS only.
 GI = {
     "gi-own-node": dict(
         machine="q35", nodes=2, gi=[1],
         args=["-m", "1G,maxmem=8G"] + numa(2) + accelerator(1) + spm(0, 512, 1),
+        spm=[("spm0", DEVMEM, 512 * MiB, 1)],
+        devmem=(DEVMEM, 7 * GiB), ram={0: GiB}),
+    # a generic port (a CXL host bridge's proximity domain) names no node
+    # in Linux: with it on node 2, the device on node 1 stays node 1
+    "gp-above": dict(
+        machine="q35,cxl=on", nodes=3, gi=[],
+        args=["-m", "1G,maxmem=8G"] + numa(3)
+        + ["-device", "pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1",
+           "-object", "acpi-generic-port,id=gp0,pci-bus=cxl.1,node=2"]
+        + spm(0, 512, 1),
         spm=[("spm0", DEVMEM, 512 * MiB, 1)],
         devmem=(DEVMEM, 7 * GiB), ram={0: GiB}),
     "gi-beside": dict(
