@@ -62,7 +62,21 @@ count() {
     echo 0
 }
 
+# What the stages run: the versions that the set-up chose
+# (build/*.env, build/guest/*.env, written by host/ and guest/ scripts).
+val() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -1; }
+kernels=
+for k in "$BUILD"/guest/kernel-*.env; do
+    [ -e "$k" ] && kernels="$kernels $(val "$k" KERNEL_RELEASE)"
+done
+echo "check: QEMU $(val "$BUILD/qemu-source.env" QEMU_DEBIAN_VERSION)," \
+     "SeaBIOS $(val "$BUILD/seabios-source.env" SEABIOS_DEBIAN_VERSION) + patches/seabios," \
+     "OVMF $(val "$BUILD/guest/firmware.env" OVMF_VERSION)" \
+     "(old: $(val "$BUILD/guest/firmware.env" OVMF_OLD_VERSION))," \
+     "kernels:${kernels:- none}"
+
 passed=0 failed=0 skipped=0 bad=()
+t_all=$(date +%s)
 for s in $stages; do
     echo "== $s"
     t0=$(date +%s)
@@ -83,5 +97,5 @@ for s in $stages; do
     passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + k))
     echo "-- $s: $p passed, $f failed, $k skipped in $(( $(date +%s) - t0 ))s"
 done
-echo "check: $passed passed, $failed failed, $skipped skipped"
+echo "check: $passed passed, $failed failed, $skipped skipped in $(( $(date +%s) - t_all ))s"
 [ ${#bad[@]} = 0 ]

@@ -691,7 +691,7 @@ def fmt_srat(entries):
 
 def run_case(qemu, case, tmpdir):
     """Run QEMU on the case. Returns ("exited", status, stderr), ("hang",),
-    ("error", text) or ("started", qmp devices, e820, srat)."""
+    ("error", text) or ("started", qmp devices, e820, srat, stderr)."""
     qmp_path = os.path.join(tmpdir, "qmp.sock")
     qt_path = os.path.join(tmpdir, "qtest.sock")
     for p in (qmp_path, qt_path):
@@ -742,8 +742,8 @@ def run_case(qemu, case, tmpdir):
             srat = fwcfg.srat(tables) if tables else None
         qmp.cmd("quit")
         qmp.close()
-        proc.wait(timeout=TIMEOUT)
-        return ("started", devs, e820, srat)
+        _, err = proc.communicate(timeout=TIMEOUT)
+        return ("started", devs, e820, srat, err.decode(errors="replace"))
     except (OSError, EOFError, ValueError, RuntimeError,
             subprocess.TimeoutExpired) as e:
         proc.kill()
@@ -770,8 +770,16 @@ def error_line(err):
     return None
 
 
+# a report of AddressSanitizer, LeakSanitizer or UBSan (sanitized builds)
+SANITIZER_RE = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:")
+
+
 def judge(case, pred, obs):
     """Returns (outcome, detail): started | rejected | FAIL."""
+    if obs[0] in ("exited", "started") and SANITIZER_RE.search(obs[-1]):
+        report = SANITIZER_RE.search(obs[-1])
+        return "FAIL", (f"sanitizer report: "
+                        f"{obs[-1][report.start():report.start() + 500]}")
     if obs[0] == "hang":
         return "FAIL", f"hang; predicted {pred}"
     if obs[0] == "error":
@@ -786,7 +794,7 @@ def judge(case, pred, obs):
             return "FAIL", (f"predicted {pred}; QEMU exited with status "
                             f"{status}: {err.strip()[:500]}")
         return "rejected", pred.rule
-    _, devs, e820, srat = obs
+    _, devs, e820, srat, _ = obs
     if pred.rule is not None:
         return "FAIL", f"predicted {pred}; QEMU started"
     problem = check_started(case, pred, devs, e820, srat)
