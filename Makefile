@@ -17,7 +17,7 @@
 # bench bench-report (the benchmark), export (the working tree's
 # commits back to patches/qemu), clean, distclean. See README.md.
 #
-# Folders: host/ set-up and builds, guest/ the guest image and its boot,
+# Folders: setup/ set-up and builds, guest/ the guest image and its boot,
 # spmtest/ the Python package of the test side, tests/ the tests.
 
 BUILD    := $(CURDIR)/build
@@ -53,42 +53,42 @@ all: qemu
 # --- set-up and builds -------------------------------------------------------
 
 deps:
-	@host/deps.sh
+	@setup/deps.sh
 
 source: deps
-	@host/fetch-qemu.sh
-	@host/fetch-seabios.sh > /dev/null
+	@setup/fetch-qemu.sh
+	@setup/fetch-seabios.sh > /dev/null
 
 $(SOURCE_ENV): | deps
-	@host/fetch-qemu.sh
+	@setup/fetch-qemu.sh
 $(SEABIOS_ENV): | deps
-	@host/fetch-seabios.sh > /dev/null
+	@setup/fetch-seabios.sh > /dev/null
 
 # On the patch folders too (a removed patch changes its folder's time);
 # mktree.sh refuses to replace a tree with work that is not in patches/.
 $(TREE): $(SOURCE_ENV) $(PATCHES) $(PREP) $(wildcard $(PATCHES)/*.patch $(PREP)/*.patch)
-	@PATCHES=$(PATCHES) PREP=$(PREP) host/mktree.sh
+	@PATCHES=$(PATCHES) PREP=$(PREP) setup/mktree.sh
 tree: $(TREE)
 
 $(SEABIOS_BIN): $(SEABIOS_ENV) patches/seabios $(wildcard patches/seabios/*.patch) \
-                host/build-seabios.sh
-	@host/build-seabios.sh > /dev/null
+                setup/build-seabios.sh
+	@setup/build-seabios.sh > /dev/null
 
 # configured once per change of the configure options; ninja does the rest
-$(QB)/build.ninja: host/configure-qemu.sh | $(TREE)
-	@host/configure-qemu.sh $(BUILD)/qemu $(QB)
-$(ASAN)/build.ninja: host/configure-qemu.sh | $(TREE)
-	@host/configure-qemu.sh --asan $(BUILD)/qemu $(ASAN)
-$(DOCS)/build.ninja: host/configure-qemu.sh | $(TREE)
-	@host/configure-qemu.sh --docs $(BUILD)/qemu $(DOCS)
+$(QB)/build.ninja: setup/configure-qemu.sh | $(TREE)
+	@setup/configure-qemu.sh $(BUILD)/qemu $(QB)
+$(ASAN)/build.ninja: setup/configure-qemu.sh | $(TREE)
+	@setup/configure-qemu.sh --asan $(BUILD)/qemu $(ASAN)
+$(DOCS)/build.ninja: setup/configure-qemu.sh | $(TREE)
+	@setup/configure-qemu.sh --docs $(BUILD)/qemu $(DOCS)
 
 # ninja decides what to rebuild; the binary's time changes only if it does
 $(QB)/qemu-system-x86_64: FORCE $(TREE) $(QB)/build.ninja $(SEABIOS_BIN)
-	@host/build-qemu.sh $(QB)
+	@setup/build-qemu.sh $(QB)
 qemu: $(QB)/qemu-system-x86_64
 
 qtests: $(QB)/qemu-system-x86_64
-	@host/build-qemu.sh $(QB) $(addprefix tests/qtest/,$(QTESTS))
+	@setup/build-qemu.sh $(QB) $(addprefix tests/qtest/,$(QTESTS))
 
 # Guests boot only these; tests and the demo never download or build.
 # The kernel look-up runs every time (guest/kernel.sh answers from its file
@@ -143,36 +143,36 @@ docs: $(TREE) $(DOCS)/build.ninja
 
 # the QEMU series as it would be mailed: build/series, checkpatch on each
 series: $(TREE)
-	@host/series.sh
+	@setup/series.sh
 
 # ... and build qemu-system-x86_64 and run spm-memory-test at every patch
 series-build: $(TREE) $(SEABIOS_BIN)
-	@host/series.sh --build-each
+	@setup/series.sh --build-each
 
 # benchmark against pc-dimm and RAM: measure into $(BENCH_OUT)/bench.json
-# (BENCH_ARGS: options of tests/bench/spm_bench.py, e.g. --quick), then the
+# (BENCH_ARGS: options of bench/spm_bench.py, e.g. --quick), then the
 # report from it: bench.md, bench.png and bench.svg beside it
 BENCH_OUT ?= $(BUILD)/bench
 bench: qemu guest-deps
-	@$(PYTHON) -m tests.bench.spm_bench --out $(BENCH_OUT) $(BENCH_ARGS); \
+	@$(PYTHON) -m bench.spm_bench --out $(BENCH_OUT) $(BENCH_ARGS); \
 	    rc=$$?; [ $$rc -le 1 ] || exit $$rc; \
-	    $(PYTHON) -m tests.bench.report $(BENCH_OUT)/bench.json && exit $$rc
+	    $(PYTHON) -m bench.report $(BENCH_OUT)/bench.json && exit $$rc
 
 # the report again from the last run's bench.json (measures nothing)
 bench-report:
-	@$(PYTHON) -m tests.bench.report $(BENCH_OUT)/bench.json
+	@$(PYTHON) -m bench.report $(BENCH_OUT)/bench.json
 
 demo: qemu guest-deps
-	@$(PYTHON) -m spmtest.demo
+	@$(PYTHON) -m demo.guest
 
 demo-host: qemu guest-deps hostvm
-	@$(PYTHON) -m spmtest.demo_host
+	@$(PYTHON) -m demo.host
 
 # --- the series --------------------------------------------------------------
 
 # Write the working tree's commits (base..HEAD) back to patches/qemu.
 export:
-	@PREP=$(PREP) host/export-series.sh $(PATCHES)
+	@PREP=$(PREP) setup/export-series.sh $(PATCHES)
 
 clean:
 	rm -rf $(QB) $(ASAN) $(BUILD)/logs

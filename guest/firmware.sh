@@ -13,7 +13,7 @@
 #       the same of the newest OVMF < 2026.05, which does not
 #   SEABIOS_STOCK, SEABIOS_STOCK_VERSION
 #       stock SeaBIOS (>= 1.17.0, without patches/seabios), built like the
-#       patched one (host/build-seabios.sh), which drops soft reserved
+#       patched one (setup/build-seabios.sh), which drops soft reserved
 #
 # --prepare (make guest-deps) resolves, downloads and builds them and writes
 # the file. Without it the file is printed after checking that every file it
@@ -22,7 +22,7 @@ set -euo pipefail
 BUILD=${BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
 export BUILD
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/../host/lib.sh"
+. "$here/../setup/lib.sh"
 OVMF_SP_MIN=2026.05               # edk2-stable202605: EfiAcpiAddressRangeSoftReserved
 env_file=$BUILD/guest/firmware.env
 die() { echo "guest/firmware.sh: $*" >&2; exit 1; }
@@ -60,7 +60,7 @@ ovmf() {
     done
     for t in "${cands[@]}"; do
         v=${t%% *} p=${t#* }
-        dir=$("$here/../host/fetch-deb.sh" "$p" "=$v")
+        dir=$("$here/../setup/fetch-deb.sh" "$p" "=$v")
         if [ -f "$dir/usr/share/OVMF/OVMF_CODE_4M.fd" ] && [ -f "$dir/usr/share/OVMF/OVMF_VARS_4M.fd" ]; then
             echo "$v $dir"; return 0
         fi
@@ -70,7 +70,7 @@ ovmf() {
 
 new=$(ovmf ">=$OVMF_SP_MIN")
 old=$(ovmf "<<$OVMF_SP_MIN")
-stock=$(SEABIOS_PATCHES=none SEABIOS_NAME=seabios-stock "$here/../host/build-seabios.sh" | tail -n 1)
+stock=$(SEABIOS_PATCHES=none SEABIOS_NAME=seabios-stock "$here/../setup/build-seabios.sh" | tail -n 1)
 . "$BUILD/seabios-source.env"
 
 mkdir -p "$BUILD/guest"

@@ -46,7 +46,7 @@
 #   spm.fillevery=S    with spm.fill: check the checksum every S seconds (1)
 #   spm.bench=MIB[:R]  after the report, run "spmtool bench" on the first
 #                      spm-memory device (MIB MiB, R rounds, default 5) against
-#                      node 0 RAM, then power off (tests/bench/spm_bench.py)
+#                      node 0 RAM, then power off (bench/spm_bench.py)
 #   spm.hold=1         after the report, stay up instead of powering off
 #
 # Modules: none of the three has module dependencies. dax_hmem creates one

@@ -11,7 +11,7 @@ initramfs_base() {
         busybox=/bin/busybox
     fi
     if ! "$busybox" --list > /dev/null 2>&1; then
-        echo "${0##*/}: busybox not found (install busybox-static: host/deps.sh)" >&2
+        echo "${0##*/}: busybox not found (install busybox-static: setup/deps.sh)" >&2
         return 1
     fi
     mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,root}

@@ -2,7 +2,7 @@
 # guest/kernel.sh 6.1|6.12|7.x
 #
 # Resolve the newest Debian kernel of the given series known to apt,
-# download and extract it (host/fetch-deb.sh, cached under $BUILD/deb),
+# download and extract it (setup/fetch-deb.sh, cached under $BUILD/deb),
 # and print KEY=VALUE lines, also written to $BUILD/guest/kernel-SERIES.env.
 #
 # Series:
@@ -31,7 +31,7 @@
 # Set GUEST_KERNEL_PKG (linux-image-R or linux-binary-R) to use a specific
 # kernel release instead of the newest one.
 # Packages come from the download-only suites of the private apt
-# configuration (host/apt-setup.sh), never the host's apt. The result is
+# configuration (setup/apt-setup.sh), never the host's apt. The result is
 # reused while its files exist and the look-up ran after the last update
 # of those package lists ($BUILD/guest/kernel-SERIES.env.checked);
 # GUEST_KERNEL_REFRESH=1 forces a new look-up. When apt cannot resolve
@@ -45,7 +45,7 @@ set -euo pipefail
 BUILD=${BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
 export BUILD
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/../host/lib.sh"
+. "$here/../setup/lib.sh"
 series=${1:-}
 min_ver='' max_ver=''
 case "$series" in
@@ -140,9 +140,9 @@ pkg=linux-image-$release mpkg=linux-image-$release
 if grep -qx "linux-binary-$release" <<< "$known"; then pkg=linux-binary-$release; fi
 if grep -qx "linux-modules-$release" <<< "$known"; then mpkg=linux-modules-$release; fi
 
-dir=$("$here/../host/fetch-deb.sh" "$pkg")
+dir=$("$here/../setup/fetch-deb.sh" "$pkg")
 mdir=$dir
-[ "$mpkg" = "$pkg" ] || mdir=$("$here/../host/fetch-deb.sh" "$mpkg")
+[ "$mpkg" = "$pkg" ] || mdir=$("$here/../setup/fetch-deb.sh" "$mpkg")
 vmlinuz=
 for f in "$dir/boot/vmlinuz-$release" "$dir/usr/lib/modules/$release/vmlinuz" \
          "$dir/lib/modules/$release/vmlinuz"; do

@@ -14,7 +14,7 @@
  *
  * Measures guest memory bandwidth of MIB MiB of TARGET against MIB MiB of
  * anonymous memory bound to NUMA node 0 (ordinary RAM) in the same guest
- * (tests/bench/spm_bench.py). Both buffers are written and read once first
+ * (bench/spm_bench.py). Both buffers are written and read once first
  * (faulted in, warmed up); then each of ROUNDS rounds (default 5) times a
  * write pass (64-bit stores) and a read pass (64-bit loads, summed) over
  * each buffer, in 4 MiB chunks with SPM and RAM alternating chunk by chunk,

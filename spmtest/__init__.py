@@ -1,5 +1,5 @@
 """spmtest: the test side of spm-memory, one package for the tests, the
-fuzzer, the benchmark and the demo.
+fuzzer, the benchmark (bench/) and the demos (demo/).
 
     spmtest.qmp     a QMP client (one for everything that talks to QEMU)
     spmtest.fwcfg   the qtest protocol, fw_cfg over DMA, etc/e820 and the
@@ -8,7 +8,6 @@ fuzzer, the benchmark and the demo.
     spmtest.guest   booting Linux guests (guest/boot.sh) and watching them
     spmtest.hostvm  the guest that plays a host with dax devices, NUMA nodes
                     and hugepages, and runs our QEMU (guest/hostvm)
-    spmtest.demo, spmtest.demo_host    make demo, make demo-host
 
 Importing it has no side effects: nothing in os.environ changes and no
 process starts. Run its users from the repository root (python3 -m ...);

@@ -15,7 +15,7 @@ over as the fw_cfg file opt/hostvm/plan and prints "key: value" lines:
     === VARIANT NAME END rc=N ms=N ===
     === HOSTVM END ===
 
-Used by tests/hostvm and spmtest.demo_host. Nothing here knows what the
+Used by tests/hostvm and demo.host. Nothing here knows what the
 values should be: the callers decide that from their own command lines
 (E820 and SRAT bytes are decoded by spmtest.fwcfg).
 """

@@ -8,8 +8,8 @@
 #   fuzz      a slice of the randomized configurations (tests/fuzz)
 #   libvirt   a real libvirtd runs examples/spm-memory-libvirt.xml (tests/libvirt)
 #   sanitize  ASan+UBSan build: spm-memory-test and a guest boot
-#   setup     the set-up on Debian 13 in a debootstrap'd root (tests/host/test_setup.sh)
-#   series    the QEMU series with cover letter, checkpatch-clean (host/series.sh)
+#   setup     the set-up on Debian 13 in a debootstrap'd root (tests/setup/test_setup.sh)
+#   series    the QEMU series with cover letter, checkpatch-clean (setup/series.sh)
 #   docs      QEMU's manual with the series' page: Sphinx, warnings are errors
 # CHECK_STAGES selects stages (default: all of them); an unknown name is an
 # error. A stage fails when its command fails, when it reports a failed test,
@@ -41,14 +41,14 @@ stage() {
         fuzz)     /usr/bin/python3 -m tests.fuzz.spm_fuzz \
                        --count "${FUZZ_COUNT:-200}" --time-limit 600 ;;
         sanitize) "$here/sanitize.sh" ;;
-        series)   "$here/../host/series.sh" ;;
+        series)   "$here/../setup/series.sh" ;;
         docs)     if ninja -C "$BUILD/qemu-docs" sphinxdocs; then
                       echo "docs: 1 passed, 0 failed"
                   else
                       echo "docs: 0 passed, 1 failed"; false
                   fi ;;
         libvirt)  /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/libvirt ;;
-        setup)    "$root/tests/host/test_setup.sh" trixie ;;
+        setup)    "$root/tests/setup/test_setup.sh" trixie ;;
     esac
 }
 
@@ -63,7 +63,7 @@ count() {
 }
 
 # What the stages run: the versions that the set-up chose
-# (build/*.env, build/guest/*.env, written by host/ and guest/ scripts).
+# (build/*.env, build/guest/*.env, written by setup/ and guest/ scripts).
 val() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -1; }
 kernels=
 for k in "$BUILD"/guest/kernel-*.env; do

@@ -10,9 +10,9 @@ mkdir -p "$logs"
 rm -f "$logs"/*
 start=$(date +%s)
 
-# (the Makefile configured it: host/configure-qemu.sh --asan)
+# (the Makefile configured it: setup/configure-qemu.sh --asan)
 out="$BUILD/qemu-build-asan"
-"$here/../host/build-qemu.sh" "$out" tests/qtest/spm-memory-test || exit 1
+"$here/../setup/build-qemu.sh" "$out" tests/qtest/spm-memory-test || exit 1
 built=$(date +%s)
 
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=0:print_summary=1

@@ -7,7 +7,7 @@ What it does:
 1. checks that Debian's libvirt (libvirt-daemon,
    libvirt-daemon-driver-qemu, libvirt-clients) and the "libvirt-qemu"
    system user that libvirtd looks up at start are there: "make deps"
-   (host/deps.sh) installs them; the test installs nothing, and
+   (setup/deps.sh) installs them; the test installs nothing, and
    fails saying what is missing. The guest kernel and initramfs are the
    ones "make guest-deps" prepared;
 2. starts a private system-mode libvirtd (as root) in its own mount
@@ -101,7 +101,7 @@ def check_installed():
         missing.append(f"the system user {QEMU_USER}")
     if missing:
         pytest.fail(f"not installed: {', '.join(missing)}; run 'make deps' "
-                    "(host/deps.sh) first", pytrace=False)
+                    "(setup/deps.sh) first", pytrace=False)
 
 
 class Libvirtd:

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Build SeaBIOS bios-256k.bin, as QEMU builds its bundled one, from
-# Debian's SeaBIOS source (the newest >= 1.17.0: host/fetch-seabios.sh)
+# Debian's SeaBIOS source (the newest >= 1.17.0: setup/fetch-seabios.sh)
 # plus the series in patches/seabios/.
 #
 #   $BUILD/dl/           the source package download

@@ -4,7 +4,7 @@
 # Download the newest version of the Debian binary package PACKAGE that
 # satisfies every RELATION (a dpkg relation and a version: ">=2026.05",
 # "<<2026.05", "=6.1.192-2"; none: the newest of all) among the
-# download-only suites (host/apt-setup.sh), and extract it, without
+# download-only suites (setup/apt-setup.sh), and extract it, without
 # installing it, into $BUILD/deb/PACKAGE_VERSION. Prints that directory and
 # nothing else on stdout. apt verifies the download against the signed index
 # (also a .deb already in $BUILD/dl); the extraction is cached.
@@ -22,7 +22,7 @@ apt_require
 
 ver=$(apt_binary_versions "$pkg" | newest_version "$@") || exit $?
 if [ -z "$ver" ]; then
-    echo "fetch-deb: no version of $pkg ${*:+satisfying $* }known to apt (private lists in $APT_DIR; see host/apt-setup.sh)" >&2
+    echo "fetch-deb: no version of $pkg ${*:+satisfying $* }known to apt (private lists in $APT_DIR; see setup/apt-setup.sh)" >&2
     exit 1
 fi
 dir="$BUILD/deb/${pkg}_${ver//:/%3a}"

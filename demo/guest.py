@@ -14,7 +14,7 @@ node 1 in a memory tier above DRAM's and node 2 in one below. With
 --no-hmat the machine has no HMAT and both land in the default dax tier
 below DRAM. (6.1 gives the devices to device_dax: no tier.)
 
-    python3 -m spmtest.demo [--kernel 6.1|6.12|7.x] [--firmware seabios|ovmf]
+    python3 -m demo.guest [--kernel 6.1|6.12|7.x] [--firmware seabios|ovmf]
                             [--no-hmat] [--svg PATH]
 
 It boots only what "make guest-deps" prepared.

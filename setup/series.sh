@@ -1,5 +1,5 @@
 #!/bin/bash
-# host/series.sh [--build-each]
+# setup/series.sh [--build-each]
 #
 # Write the spm-memory QEMU series, as it would go to the list, to
 # $BUILD/series: git format-patch of the working tree's base..HEAD with a
@@ -10,7 +10,7 @@
 #
 # --build-each also builds qemu-system-x86_64 at every patch of the series
 # (in a separate worktree and build directory, configured as the main build
-# by host/configure-qemu.sh), to show that each one builds on its own, and
+# by setup/configure-qemu.sh), to show that each one builds on its own, and
 # runs the device's qtest (spm-memory-test) at every patch that has it.
 set -uo pipefail
 BUILD=${BUILD:?}

@@ -12,7 +12,7 @@ the inner VM's E820 map and SRAT (read over fw_cfg as its firmware would),
 bytes written at the device's guest-physical address read back from
 /dev/dax0.0 on the host, and what QEMU says to a dax device too small.
 
-    python3 -m spmtest.demo_host
+    python3 -m demo.host
 """
 import os
 import sys

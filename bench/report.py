@@ -1,9 +1,9 @@
 """The report of a benchmark run: bench.md and the plot from bench.json.
 
-    python3 -m tests.bench.report [--out DIR] [JSON]
+    python3 -m bench.report [--out DIR] [JSON]
 
 Reads JSON (default $BUILD/bench/bench.json, written by
-tests/bench/spm_bench.py) and writes, beside it or into DIR, bench.md (the
+bench/spm_bench.py) and writes, beside it or into DIR, bench.md (the
 date, the machine and every table) and the plot bench.png and bench.svg
 (matplotlib, Debian's python3-matplotlib); prints the verdicts. Measures
 nothing: `make bench-report` redraws a report from an existing run.
@@ -58,8 +58,8 @@ def markdown(d):
     info, cfg, res = d["info"], d["config"], d["results"]
     T = cfg["targets"]
     L = ["# spm-memory benchmarks\n",
-         f"One run of `python3 -m tests.bench.spm_bench`{' --quick' if cfg['quick'] else ''} "
-         f"(repetitions: {cfg['reps']}); report by `python3 -m tests.bench.report`.\n",
+         f"One run of `python3 -m bench.spm_bench`{' --quick' if cfg['quick'] else ''} "
+         f"(repetitions: {cfg['reps']}); report by `python3 -m bench.report`.\n",
          "| | |\n|---|---|",
          f"| date | {info['date']} |",
          f"| machine | {info['nproc']} CPUs, {info['cpu']}, {info['ram_gib']:.1f} GiB "

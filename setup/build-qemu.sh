@@ -1,15 +1,15 @@
 #!/bin/bash
-# host/build-qemu.sh BUILD-DIR [NINJA-TARGET...]
+# setup/build-qemu.sh BUILD-DIR [NINJA-TARGET...]
 #
 # Build qemu-system-x86_64 (and the given targets, e.g. qtests) in a build
-# directory that host/configure-qemu.sh configured (the Makefile does that
+# directory that setup/configure-qemu.sh configured (the Makefile does that
 # first), then link Debian's firmware where the binary looks by default.
 #
 # Debian's "+ds" tarball has no firmware blobs: patches/qemu-build lets meson
 # skip the missing edk2 archives, we configure with --disable-install-blobs
 # and link Debian's firmware into the build's qemu-bundle data directory,
 # where the built binary looks by default: bios-256k.bin built from Debian's
-# SeaBIOS >= 1.17.0 source plus patches/seabios (host/build-seabios.sh, with
+# SeaBIOS >= 1.17.0 source plus patches/seabios (setup/build-seabios.sh, with
 # QEMU's own SeaBIOS config), VGA BIOSes from Debian's seabios 1.16.x binary
 # package (QEMU 10.0 bundles 1.16.3; downloaded, not installed), option
 # ROMs from qemu-system-data, NIC ROMs from ipxe-qemu.
@@ -17,7 +17,7 @@ set -euo pipefail
 BUILD=${BUILD:?}
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: $0 BUILD-DIR [NINJA-TARGET...]}; shift
-[ -f "$out/build.ninja" ] || { echo "build-qemu: $out is not configured (host/configure-qemu.sh)" >&2; exit 1; }
+[ -f "$out/build.ninja" ] || { echo "build-qemu: $out is not configured (setup/configure-qemu.sh)" >&2; exit 1; }
 
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$(dirname "$BUILD")}
 export CCACHE_NOHASHDIR=true
@@ -34,7 +34,7 @@ seabios=$("$here/fetch-deb.sh" seabios '>=1.16.3' '<<1.17~')
 for f in "$seabios"/usr/share/seabios/*.bin; do link "$f"; done
 # The default BIOS: SeaBIOS 1.17.0 plus patches/seabios, which passes
 # soft reserved E820 entries on to the guest (stock SeaBIOS drops them).
-link "$BUILD/seabios-out/bios-256k.bin"   # host/build-seabios.sh (make)
+link "$BUILD/seabios-out/bios-256k.bin"   # setup/build-seabios.sh (make)
 for f in kvmvapic.bin linuxboot.bin linuxboot_dma.bin multiboot.bin \
          multiboot_dma.bin pvh.bin qboot.rom; do
     link "/usr/share/qemu/$f"

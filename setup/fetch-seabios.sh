@@ -1,7 +1,7 @@
 #!/bin/bash
 # fetch-seabios.sh: the upstream SeaBIOS source tarball of the newest
 # Debian seabios source package whose version is >= SEABIOS_MIN (1.17.0),
-# wherever the download-only suites have it (host/apt-setup.sh; today
+# wherever the download-only suites have it (setup/apt-setup.sh; today
 # trixie-backports), verified and kept in $BUILD/dl. Prints, and writes to
 # $BUILD/seabios-source.env, only:
 #
@@ -24,7 +24,7 @@ apt_require
 # signed InRelease)
 records=$(apt_private apt-cache showsrc seabios 2>/dev/null || true)
 ver=$(awk '/^Version:/ {print $2}' <<< "$records" | newest_version ">=$min")
-[ -n "$ver" ] || die "no seabios source package >= $min known to apt (deb-src of $APT_DIR; host/apt-setup.sh)"
+[ -n "$ver" ] || die "no seabios source package >= $min known to apt (deb-src of $APT_DIR; setup/apt-setup.sh)"
 upstream=${ver#*:}; upstream=${upstream%-*}
 record=$(awk -v v="$ver" 'BEGIN {RS=""} index($0 "\n", "\nVersion: " v "\n") {print; exit}' <<< "$records")
 sums() { awk '/^Checksums-Sha256:/ {s=1; next} /^[^ ]/ {s=0} s && NF == 3 {print $1, $3}'; }

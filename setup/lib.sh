@@ -12,7 +12,7 @@ series_id() {
 # --- apt ---------------------------------------------------------------------
 # Suites that are only downloaded from and extracted (sources, firmware,
 # guest kernels) go through a private apt configuration in $BUILD/apt
-# (host/apt-setup.sh writes it): its own sources, lists, cache and an
+# (setup/apt-setup.sh writes it): its own sources, lists, cache and an
 # empty dpkg status, so the host's apt never sees them. Only data is read
 # from apt: deb822 records (apt-cache showsrc), the version column of
 # apt-cache madison, versions compared with dpkg --compare-versions. What apt
@@ -70,7 +70,7 @@ remove_legacy_apt() {
 # apt_require: stop unless the private configuration is there.
 apt_require() {
     if [ ! -f "$APT_DIR/apt.conf" ]; then
-        echo "${0##*/}: no private apt configuration in $APT_DIR: run 'make deps' (host/deps.sh)" >&2
+        echo "${0##*/}: no private apt configuration in $APT_DIR: run 'make deps' (setup/deps.sh)" >&2
         exit 1
     fi
 }

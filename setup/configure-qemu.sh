@@ -1,5 +1,5 @@
 #!/bin/bash
-# host/configure-qemu.sh [--asan|--docs] SOURCE-TREE BUILD-DIR
+# setup/configure-qemu.sh [--asan|--docs] SOURCE-TREE BUILD-DIR
 #
 # Configure a QEMU build directory. The one definition of QEMU's configure
 # options: the build (make qemu), the build of every patch of the series

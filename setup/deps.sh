@@ -16,7 +16,7 @@
 #    pinned. The entry is removed again when the host lists the suite
 #    itself, so no suite is ever configured twice. What earlier versions
 #    of apt-setup.sh wrote into /etc/apt is removed first.
-# 2. host/apt-setup.sh: the private apt configuration of the suites that
+# 2. setup/apt-setup.sh: the private apt configuration of the suites that
 #    are only downloaded from (sources, firmware, guest kernels), which
 #    leaves the host's apt alone.
 #
@@ -26,7 +26,7 @@ set -euo pipefail
 BUILD=${BUILD:?}
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-die() { echo "host/deps.sh: $*" >&2; exit 1; }
+die() { echo "setup/deps.sh: $*" >&2; exit 1; }
 
 pkgs=(
     # build (QEMU, SeaBIOS, the guest initramfs)
@@ -90,11 +90,11 @@ host_apt() {
         start=$(($(stat -c %s "$APT_LOG" 2>/dev/null || echo 0) + 1))
         apt_logged apt-get -o DPkg::Lock::Timeout=600 "$@" 2>/dev/null && return 0
         if tail -c +"$start" "$APT_LOG" | grep -q '^E: Could not get lock' && [ $((tries += 1)) -le 60 ]; then
-            [ $tries -gt 1 ] || echo "host/deps.sh: another apt holds the host's lock; waiting" >&2
+            [ $tries -gt 1 ] || echo "setup/deps.sh: another apt holds the host's lock; waiting" >&2
             sleep 10
             continue
         fi
-        echo "host/deps.sh: 'apt-get $*' failed; from $APT_LOG:" >&2
+        echo "setup/deps.sh: 'apt-get $*' failed; from $APT_LOG:" >&2
         tail -c +"$start" "$APT_LOG" | grep -v '^###' | tail -n 25 >&2
         return 1
     done
@@ -102,7 +102,7 @@ host_apt() {
 
 updated=0
 host_update() {
-    echo "host/deps.sh: updating the host's package lists" >&2
+    echo "setup/deps.sh: updating the host's package lists" >&2
     host_apt update && updated=1
 }
 
@@ -116,12 +116,12 @@ ensure_bpo() {
     uri=$(archive_uri main)
     [ -n "$uri" ] || die "cannot find the Debian archive URI in $HOST_SOURCES or /etc/apt/sources.list"
     printf '%s\n' \
-        "# Written by spm-memory host/deps.sh for meson >= $MESON_MIN and" \
+        "# Written by spm-memory setup/deps.sh for meson >= $MESON_MIN and" \
         "# python3-pycotap: Debian's backports suite of this release, not pinned" \
         "# (backports install only on request). Archive URI from $HOST_SOURCES." \
         "Types: deb" "URIs: $uri" "Suites: $bpo" "Components: main" \
         "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" > "$BPO_FILE"
-    echo "host/deps.sh: added $BPO_FILE ($bpo)" >&2
+    echo "setup/deps.sh: added $BPO_FILE ($bpo)" >&2
 }
 
 remove_legacy_apt
@@ -132,7 +132,7 @@ if [ -f "$BPO_FILE" ] && [ -n "$bpo" ] &&
    [ -n "$(find /etc/apt/sources.list /etc/apt/sources.list.d -maxdepth 1 -newer "$BPO_FILE" 2>/dev/null)" ]; then
     if host_lists "$bpo"; then
         rm -f "$BPO_FILE"
-        echo "host/deps.sh: removed $BPO_FILE: the host's apt lists $bpo itself" >&2
+        echo "setup/deps.sh: removed $BPO_FILE: the host's apt lists $bpo itself" >&2
     else
         touch "$BPO_FILE"
     fi
@@ -174,12 +174,12 @@ if [ ${#missing[@]} -gt 0 ] || [ $need_meson = 1 ] || [ $need_pycotap = 1 ]; the
         [ $need_meson = 0 ] || extra+=("meson=$m")
         [ $need_pycotap = 0 ] || extra+=("python3-pycotap=$c")
     fi
-    echo "host/deps.sh: installing ${missing[*]} ${extra[*]}" >&2
+    echo "setup/deps.sh: installing ${missing[*]} ${extra[*]}" >&2
     install=(install -y --no-install-recommends "${missing[@]}" "${extra[@]}")
     if ! host_apt "${install[@]}"; then
         # stale lists (files gone from the archive): once more after an update
         [ $updated = 0 ] || die "could not install the packages above (see $APT_LOG)"
-        echo "host/deps.sh: retrying after apt-get update" >&2
+        echo "setup/deps.sh: retrying after apt-get update" >&2
         host_update
         host_apt "${install[@]}" || die "could not install the packages above (see $APT_LOG)"
     fi

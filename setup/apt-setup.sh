@@ -9,12 +9,12 @@
 #   sid           OVMF >= 2026.05 and the newest Linux 7.x guest kernel
 #
 # It lives in $BUILD/apt (apt.conf, sources.list.d, lists, cache and an empty
-# dpkg status); scripts use it through apt_private (host/lib.sh), i.e.
+# dpkg status); scripts use it through apt_private (setup/lib.sh), i.e.
 # apt-get/apt-cache -c $BUILD/apt/apt.conf. The host's own apt sources and
 # preferences are left alone, so a host that already lists one of these
 # suites gets no duplicate entries and no pins. The archive URI (and the
 # security archive's) is taken from the host's own apt sources, so no
-# archive host is written here. Installs (host/deps.sh) go through
+# archive host is written here. Installs (setup/deps.sh) go through
 # the host's apt.
 #
 # Also removes what earlier versions of this script wrote into /etc/apt.
@@ -31,9 +31,9 @@ SECURITY_SUITES="bookworm-security"
 SRC_SUITES="trixie trixie-backports"
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 
-remove_legacy_apt     # host/lib.sh
+remove_legacy_apt     # setup/lib.sh
 
-# --- archive URIs from the host's sources (host/lib.sh) ---------------------
+# --- archive URIs from the host's sources (setup/lib.sh) ---------------------
 uri=$(archive_uri main)
 securi=$(archive_uri security)
 if [ -z "$uri" ]; then
@@ -49,7 +49,7 @@ mkdir -p "$A/sources.list.d" "$A/preferences.d" "$A/state/lists/partial" \
 [ -e "$A/sources.list" ] || : > "$A/sources.list"
 
 conf=$(cat <<EOC
-// Private apt configuration of spm-memory (host/apt-setup.sh): the
+// Private apt configuration of spm-memory (setup/apt-setup.sh): the
 // download-only suites. Use: apt-get -c $A/apt.conf ...
 Dir::Etc::SourceList "$A/sources.list";
 Dir::Etc::SourceParts "$A/sources.list.d";
@@ -72,7 +72,7 @@ stanza() { # TYPE URI SUITES TARGET
     printf 'Types: %s\nURIs: %s\nSuites: %s\nComponents: main\nTargets: %s\nSigned-By: %s\n' \
         "$1" "$2" "$3" "$4" "$keyring"
 }
-sources=$( echo "# spm-memory download-only suites (host/apt-setup.sh); archive URIs from the host's apt sources."
+sources=$( echo "# spm-memory download-only suites (setup/apt-setup.sh); archive URIs from the host's apt sources."
            stanza deb "$uri" "$DEB_SUITES" Packages
            if [ -n "$securi" ]; then echo; stanza deb "$securi" "$SECURITY_SUITES" Packages; fi
            echo; stanza deb-src "$uri" "$SRC_SUITES" Sources )

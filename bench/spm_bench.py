@@ -1,13 +1,13 @@
 """spm-memory benchmarks: spm-memory against pc-dimm and against RAM.
 
-    python3 -m tests.bench.spm_bench [--reps N] [--quick] [--out DIR] [--only SECTIONS]
+    python3 -m bench.spm_bench [--reps N] [--quick] [--out DIR] [--only SECTIONS]
                                      [--downtime-limit MS]
 
 Measures, in one run, with the patched QEMU ($BUILD/qemu-build/
 qemu-system-x86_64, TCG or qtest, never KVM), and writes every sample, its
 statistics and the verdicts on the targets to DIR/bench.json (DIR defaults
 to $BUILD/bench); consoles and QEMU logs go to DIR/logs/. The report
-(bench.md and the plot) is drawn from that file by tests/bench/report.py.
+(bench.md and the plot) is drawn from that file by bench/report.py.
 
 1. startup   QEMU start to QMP-ready time and host RSS with 1, 16 and 64
              devices of 128 MiB each, of four kinds: "spm", spm-memory

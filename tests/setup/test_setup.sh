@@ -1,5 +1,5 @@
 #!/bin/bash
-# tests/host/test_setup.sh [trixie|bookworm|bookworm+backports]
+# tests/setup/test_setup.sh [trixie|bookworm|bookworm+backports]
 #
 # The set-up on a fresh Debian host: Debian 13 (trixie, the default; this is
 # the stage in make check) or Debian 12 (bookworm; "+backports": a host
@@ -13,9 +13,9 @@
 # BUILD=/build inside the root), the set-up steps of make demo and make
 # check (not a build of QEMU):
 #
-#   host/deps.sh     packages with the root's own apt, the private
+#   setup/deps.sh     packages with the root's own apt, the private
 #                            apt configuration of the download-only suites
-#   host/fetch-qemu.sh, host/fetch-seabios.sh, fetch-deb.sh   sources
+#   setup/fetch-qemu.sh, setup/fetch-seabios.sh, fetch-deb.sh   sources
 #   make guest-deps  guest kernels, initramfs, OVMF, stock SeaBIOS
 #
 # Before them, the files an earlier version of apt-setup.sh left in
@@ -27,13 +27,13 @@
 # bookworm-backports alone added), that apt there prints no warnings (no
 # suite configured twice), that meson >= 1.5 and pycotap came from the
 # release itself (trixie) or its backports (bookworm), that a second
-# host/deps.sh installs nothing, and that the prepared guest files are
+# setup/deps.sh installs nothing, and that the prepared guest files are
 # found without apt (SPM_OFFLINE=1). Last line:
 # "setup-SUITE: N passed, M failed".
 #
 # Cached under $BUILD/setup-SUITE: base/ is the debootstrap'd root (made
 # again only when the release, the URIs or the base recipe change); root/ is
-# a copy of it with the set-up applied, reused while host/deps.sh,
+# a copy of it with the set-up applied, reused while setup/deps.sh,
 # apt-setup.sh and lib.sh are unchanged (SPM_SETUP_FRESH=1: always a fresh
 # copy). Downloads the host already has (.debs and sources in $BUILD/dl, the
 # private apt lists) are hard-linked or copied in first; apt verifies them
@@ -43,7 +43,7 @@ set -uo pipefail
 BUILD=${BUILD:?}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-. "$repo/host/lib.sh"
+. "$repo/setup/lib.sh"
 
 variant=${1:-trixie}
 case "$variant" in
@@ -123,8 +123,8 @@ if [ "$(cat "$base/.spm-base" 2>/dev/null)" != "$base_key" ]; then
 fi
 
 # --- root: base plus the set-up ---------------------------------------------------
-root_key=$( { echo "$base_key"; cat "$repo/host/deps.sh" "$repo/host/apt-setup.sh" \
-              "$repo/host/lib.sh"; } | sha256sum | cut -d' ' -f1)
+root_key=$( { echo "$base_key"; cat "$repo/setup/deps.sh" "$repo/setup/apt-setup.sh" \
+              "$repo/setup/lib.sh"; } | sha256sum | cut -d' ' -f1)
 fresh=0
 if [ "${SPM_SETUP_FRESH:-0}" = 1 ] || [ "$(cat "$R/.spm-root" 2>/dev/null)" != "$root_key" ]; then
     rm -rf "$R"
@@ -204,8 +204,8 @@ printf '%s\n' '# Written by spm-memory scripts/apt-setup.sh: download-only suite
 
 D=/spm-memory
 bpo_entry=sources.list.d/spm-memory-backports.sources
-if step host-deps "$D/host/deps.sh"; then
-    check "host/deps.sh prints nothing on stdout" test ! -s "$logs/host-deps.out"
+if step host-deps "$D/setup/deps.sh"; then
+    check "setup/deps.sh prints nothing on stdout" test ! -s "$logs/host-deps.out"
     check "the earlier version's /etc/apt files are removed" \
         test ! -e "$R/etc/apt/sources.list.d/spm-memory.sources" -a ! -e "$R/etc/apt/preferences.d/spm-memory"
     if [ "$variant" = bookworm ]; then
@@ -230,8 +230,8 @@ if step host-deps "$D/host/deps.sh"; then
         check "meson >= 1.5 (${mver:-none}) and pycotap, from $release itself (no backports)" \
             sh -c "[ $rc = 0 ] && dpkg --compare-versions '$mver' ge 1.5 && ! grep -q bpo '$logs/meson.out'"
     fi
-    step host-deps-again "$D/host/deps.sh"
-    check "a second host/deps.sh installs nothing" \
+    step host-deps-again "$D/setup/deps.sh"
+    check "a second setup/deps.sh installs nothing" \
         sh -c "! grep -q 'installing' '$logs/host-deps-again.log'"
     inroot apt-update 'apt-get update'
     check "apt in the root: no warnings or errors (no suite configured twice)" \
@@ -242,20 +242,20 @@ if step host-deps "$D/host/deps.sh"; then
     check "the private apt configuration read no suite twice" \
         sh -c "! grep -q 'configured multiple times' '$R/build/logs/apt.log'"
 fi
-if step fetch-qemu "$D/host/fetch-qemu.sh"; then
+if step fetch-qemu "$D/setup/fetch-qemu.sh"; then
     check "fetch-qemu.sh prints nothing on stdout" test ! -s "$logs/fetch-qemu.out"
     qver=$(sed -n 's/^QEMU_VERSION=//p' "$R/build/qemu-source.env" 2>/dev/null)
     check "QEMU 10.0.x source (${qver:-none})" \
         sh -c "echo '$qver' | grep -qE '^10\.0\.[0-9]+$' && test -f '$R/build/src/qemu-$qver/VERSION'"
 fi
-if step fetch-seabios "$D/host/fetch-seabios.sh"; then
+if step fetch-seabios "$D/setup/fetch-seabios.sh"; then
     check "fetch-seabios.sh prints only its 4 KEY=VALUE lines" \
         sh -c "[ \$(grep -cvE '^SEABIOS_[A-Z0-9_]+=' '$logs/fetch-seabios.out') = 0 ] &&
                [ \$(wc -l < '$logs/fetch-seabios.out') = 4 ]"
     sver=$(sed -n 's/^SEABIOS_VERSION=//p' "$logs/fetch-seabios.out")
     check "SeaBIOS source >= 1.17.0 (${sver:-none})" dpkg --compare-versions "${sver:-0}" ge 1.17.0
 fi
-if step fetch-deb "$D/host/fetch-deb.sh seabios '>=1.16.3' '<<1.17~'"; then
+if step fetch-deb "$D/setup/fetch-deb.sh seabios '>=1.16.3' '<<1.17~'"; then
     check "fetch-deb.sh prints one line, the extracted directory" \
         sh -c "[ \$(wc -l < '$logs/fetch-deb.out') = 1 ] && test -d '$R'\$(cat '$logs/fetch-deb.out')/usr/share/seabios"
 fi

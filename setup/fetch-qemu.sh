@@ -2,7 +2,7 @@
 # Fetch the pristine QEMU 10.0.x source from Debian's source package.
 #
 # Picks the newest 10.0.x (QEMU_SERIES) that the download-only suites offer
-# (host/apt-setup.sh; the version field of apt-cache showsrc, compared by
+# (setup/apt-setup.sh; the version field of apt-cache showsrc, compared by
 # dpkg), verifies the upstream tarball against the checksum in the .dsc
 # (apt checked the .dsc against the signed Sources index), unpacks it
 # untouched into $BUILD/src and records the exact version in
@@ -24,7 +24,7 @@ ver=$(apt_private apt-cache showsrc qemu 2>/dev/null |
           version_ok "${v#*:}" ">=$series~" "<<$next~" && echo "$v" || true
       done | newest_version)
 if [ -z "$ver" ]; then
-    echo "fetch-qemu: no QEMU $series.x source package known to apt (deb-src of $APT_DIR; host/apt-setup.sh)" >&2
+    echo "fetch-qemu: no QEMU $series.x source package known to apt (deb-src of $APT_DIR; setup/apt-setup.sh)" >&2
     exit 1
 fi
 upver=${ver#*:}; upver=${upver%-*}       # 10.0.13+ds

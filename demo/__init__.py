@@ -1,0 +1,1 @@
+"""The demos: make demo (demo.guest) and make demo-host (demo.host)."""
