@@ -133,8 +133,8 @@ fuzz: qemu
 	@$(PYTHON) -m tests.fuzz.spm_fuzz --count $(or $(FUZZ_COUNT),1000) \
 	    $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
 
-# ASan + UBSan build; spm-memory-test and a guest boot on it
-sanitize: $(TREE) guest-deps $(ASAN)/build.ninja $(SEABIOS_BIN)
+# ASan + UBSan build; spm-memory-test and a fuzz slice on it
+sanitize: $(TREE) $(ASAN)/build.ninja $(SEABIOS_BIN)
 	@tests/sanitize.sh
 
 # QEMU's manual with the series' page, by Sphinx, warnings as errors

@@ -7,7 +7,7 @@
 #             by RAM bound to its node 1, by its hugepages (tests/hostvm)
 #   fuzz      a slice of the randomized configurations (tests/fuzz)
 #   libvirt   a real libvirtd runs examples/spm-memory-libvirt.xml (tests/libvirt)
-#   sanitize  ASan+UBSan build: spm-memory-test and a guest boot
+#   sanitize  ASan+UBSan build: spm-memory-test and a fuzz slice
 #   setup     the set-up on Debian 13 in a debootstrap'd root (tests/setup/test_setup.sh)
 #   series    the QEMU series with cover letter, checkpatch-clean (setup/series.sh)
 #   docs      QEMU's manual with the series' page: Sphinx, warnings are errors
