@@ -36,7 +36,7 @@ MiB, GiB = 1 << 20, 1 << 30
 # memory, 4 GiB, it becomes L1's /dev/dax0.0.
 L1_SPM_ADDR, L1_SPM_SIZE, L1_SPM_NODE = 4 * GiB, 512 * MiB, 1
 L1_ARGS = [
-    "-accel", "tcg", "-cpu", "max", "-M", "q35", "-smp", "2",
+    "-accel", "tcg,thread=single", "-cpu", "max", "-M", "q35", "-smp", "2",
     "-m", "2G,maxmem=8G",
     "-object", "memory-backend-ram,id=m0,size=1536M",
     "-numa", "node,nodeid=0,memdev=m0,cpus=0-1",
