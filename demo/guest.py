@@ -66,18 +66,6 @@ QEMU_ARGS = qemu_args()
 NODE_COLOURS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1"]
 
 
-def merged(ranges):
-    """Inclusive ranges as firmware and Linux keep them: adjacent ones
-    merged into one."""
-    out = []
-    for start, end in sorted(ranges):
-        if out and out[-1][1] + 1 == start:
-            out[-1] = (out[-1][0], end)
-        else:
-            out.append((start, end))
-    return out
-
-
 def size(n):
     return f"{n // GiB} GiB" if n % GiB == 0 else f"{n // MiB} MiB"
 
@@ -296,7 +284,7 @@ def main():
     want = sorted((d["memaddr"], d["memaddr"] + d["size"] - 1)
                   for d in devices)
     ok = len(devices) == 2 and \
-        spmguest.e820_soft_reserved(rep) == merged(want) \
+        spmguest.e820_soft_reserved(rep) == spmguest.merged(want) \
         and spmguest.iomem_ranges(rep, spmguest.DAX_NAME) == want \
         and sorted((d["start"], d["size"], d["target_node"])
                    for d in rep["dax"]) == \

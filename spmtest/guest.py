@@ -114,6 +114,18 @@ def e820_soft_reserved(report):
                   if e["type"] == "soft reserved")
 
 
+def merged(ranges):
+    """Inclusive ranges as firmware and Linux keep them: adjacent ones
+    merged into one."""
+    out = []
+    for start, end in sorted(ranges):
+        if out and out[-1][1] + 1 == start:
+            out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out
+
+
 def iomem_ranges(report, name):
     """/proc/iomem ranges (any depth) named `name`, a string or a compiled
     regular expression matching the whole name: [(start, end)]."""

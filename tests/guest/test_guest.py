@@ -59,17 +59,6 @@ def accelerator(node):
             "-object", f"acpi-generic-initiator,id=gi0,pci-dev=acc0,node={node}"]
 
 
-def merged(ranges):
-    """Ranges as Linux keeps them: adjacent ones of one type merged."""
-    out = []
-    for start, end in sorted(ranges):
-        if out and out[-1][1] + 1 == start:
-            out[-1] = (out[-1][0], end)
-        else:
-            out.append((start, end))
-    return out
-
-
 # name: machine, NUMA nodes, QEMU arguments, expected devices
 # (id, addr, size, node), device memory (base, size) and the memory the
 # command line gives each node besides spm-memory ({node: bytes}: the RAM
@@ -207,6 +196,7 @@ BIG = {
 KERNELS = spmguest.KERNELS                    # 6.1, 6.12, 7.x
 DRIVER = spmguest.DRIVER
 e820_soft_reserved = spmguest.e820_soft_reserved
+merged = spmguest.merged
 iomem_ranges = spmguest.iomem_ranges
 
 
