@@ -115,7 +115,7 @@ import traceback
 
 from spmtest import ROOT, build_dir, fwcfg, qemu_binary
 from spmtest import guest as spmguest
-from spmtest.fwcfg import Qtest
+from spmtest.qemupy import QEMUQtestProtocol
 from spmtest.qmp import QMP
 
 BUILD = build_dir()
@@ -260,7 +260,8 @@ class Qemu:
             self.qtest = None
             if qtest:
                 conn, _ = listeners["qtest"].accept()
-                self.qtest = Qtest(conn)
+                self.qtest = QEMUQtestProtocol(sock=conn)
+                self.qtest.connect()
             conn, _ = listeners["qmp"].accept()
             self.qmp = QMP(conn, timeout=timeout)
             self.devices = self.qmp.cmd("query-memory-devices")
@@ -580,8 +581,8 @@ def bench_acpi(cfg, log):
             got = sum(1 for d in q.devices if d["type"] == "spm-memory")
             if got != n:
                 raise RuntimeError(f"acpi x{n}: query-memory-devices shows {got}")
-            key, size = q.qtest.fw_cfg_files()["etc/acpi/tables"]
-            tables = q.qtest.fw_cfg_read(key, size)
+            key, size = fwcfg.fw_cfg_files(q.qtest)["etc/acpi/tables"]
+            tables = fwcfg.fw_cfg_read(q.qtest, key, size)
             q.acpi = {"key": key, "first": [], "second": [], "build": [],
                       "srat_entries": len(fwcfg.srat_memory(tables) or []),
                       "tables_bytes": fwcfg.acpi_length(tables)}
@@ -593,9 +594,9 @@ def bench_acpi(cfg, log):
                 q.qmp.wait_event("RESET")
                 dt = []
                 for _ in range(2):
-                    q.qtest.dma_setup(a["key"], 4)
+                    fwcfg.fw_cfg_dma_setup(q.qtest, a["key"], 4)
                     t = time.perf_counter()
-                    q.qtest.dma_go()
+                    fwcfg.fw_cfg_dma_go(q.qtest)
                     dt.append(time.perf_counter() - t)
                 if it >= warmup:
                     a["first"].append(dt[0])

@@ -1,6 +1,8 @@
-"""What firmware reads from QEMU, read the same way: the qtest protocol
-(QEMU -accel qtest -qtest ...), fw_cfg files over DMA, and decoders for
-etc/e820 and the ACPI tables in etc/acpi/tables (the SRAT).
+"""What firmware reads from QEMU, read the same way: guest memory and
+fw_cfg files over DMA through a qtest connection (QEMU -accel qtest
+-qtest ...; the client is QEMU's own, spmtest.qemupy.QEMUQtestProtocol),
+and decoders for etc/e820 and the ACPI tables in etc/acpi/tables (the
+SRAT).
 
 The decoders follow the specifications (E820 entries as QEMU's fw_cfg
 interface documents them; ACPI 6.5 section 5.2.16 for the SRAT), not the
@@ -16,72 +18,74 @@ FW_CFG_FILE_DIR = 0x19
 FW_CFG_DMA_PORT = 0x518
 
 
-class Qtest:
-    """The qtest text protocol on a connected socket, enough to read fw_cfg
-    by DMA and to read and write guest memory."""
+def _ok(qtest, line):
+    """Send one qtest command on `qtest` (a connected
+    spmtest.qemupy.QEMUQtestProtocol); return the words of its OK line."""
+    reply = qtest.cmd(line)
+    if not reply:
+        raise EOFError("qtest connection closed")
+    if not reply.startswith("OK"):
+        raise RuntimeError(f"qtest: {line.split()[0]}: {reply.strip()}")
+    return reply.split()
 
-    DESC, BUF = 0x100000, 0x200000      # guest RAM used for the DMA transfer
 
-    def __init__(self, conn):
-        self.f = conn.makefile("rw")
+def read_memory(qtest, addr, length):
+    """`length` bytes of guest memory at `addr`."""
+    if length == 0:
+        return b""
+    return bytes.fromhex(_ok(qtest, f"read {addr:#x} {length}")[1][2:])
 
-    def cmd(self, line):
-        """Send one command; return the words of its OK or FAIL line."""
-        self.f.write(line + "\n")
-        self.f.flush()
-        while True:
-            reply = self.f.readline()
-            if not reply:
-                raise EOFError("qtest connection closed")
-            if reply.startswith(("OK", "FAIL")):
-                return reply.split()
 
-    def read(self, addr, length):
-        """`length` bytes of guest memory at `addr`."""
-        if length == 0:
-            return b""
-        return bytes.fromhex(self.cmd(f"read {addr:#x} {length}")[1][2:])
+def write_memory(qtest, addr, data):
+    if data:
+        _ok(qtest, f"write {addr:#x} {len(data)} 0x{data.hex()}")
 
-    def write(self, addr, data):
-        if data:
-            self.cmd(f"write {addr:#x} {len(data)} 0x{data.hex()}")
 
-    def dma_setup(self, key, length):
-        """Put a fw_cfg DMA descriptor (big endian: control, length,
-        address) for SELECT key | READ into guest memory."""
-        control = (key << 16) | 0x08 | 0x02
-        self.write(self.DESC, struct.pack(">IIQ", control, length, self.BUF))
+# guest RAM that a fw_cfg DMA transfer uses (the guest runs no code)
+_DESC, _BUF = 0x100000, 0x200000
 
-    def dma_go(self):
-        """Start the transfer: the descriptor's address, big endian, to the
-        DMA port's low half."""
-        addr = int.from_bytes(struct.pack(">I", self.DESC), "little")
-        self.cmd(f"outl {FW_CFG_DMA_PORT:#x} {addr:#x}")
 
-    def fw_cfg_read(self, key, length):
-        if length == 0:
-            return b""
-        self.dma_setup(key, length)
-        self.dma_go()
-        if self.read(self.DESC, 4)[3] & 0x01:         # control: ERROR bit
-            raise RuntimeError("fw_cfg DMA error")
-        return self.read(self.BUF, length)
+def fw_cfg_dma_setup(qtest, key, length):
+    """Put a fw_cfg DMA descriptor (big endian: control SELECT key | READ,
+    length, address) into guest memory."""
+    control = (key << 16) | 0x08 | 0x02
+    write_memory(qtest, _DESC, struct.pack(">IIQ", control, length, _BUF))
 
-    def fw_cfg_files(self):
-        """The fw_cfg file directory: {name: (key, size)}."""
-        n = struct.unpack(">I", self.fw_cfg_read(FW_CFG_FILE_DIR, 4))[0]
-        d = self.fw_cfg_read(FW_CFG_FILE_DIR, 4 + 64 * n)
-        files = {}
-        for i in range(n):
-            size, key = struct.unpack(">IH", d[4 + 64 * i:10 + 64 * i])
-            name = d[12 + 64 * i:68 + 64 * i].split(b"\0")[0].decode()
-            files[name] = (key, size)
-        return files
 
-    def fw_cfg_file(self, name):
-        """The contents of fw_cfg file `name`, or None."""
-        f = self.fw_cfg_files().get(name)
-        return None if f is None else self.fw_cfg_read(*f)
+def fw_cfg_dma_go(qtest):
+    """Start the transfer: the descriptor's address, big endian, to the DMA
+    port's low half."""
+    addr = int.from_bytes(struct.pack(">I", _DESC), "little")
+    _ok(qtest, f"outl {FW_CFG_DMA_PORT:#x} {addr:#x}")
+
+
+def fw_cfg_read(qtest, key, length):
+    """`length` bytes of fw_cfg item `key`, by DMA."""
+    if length == 0:
+        return b""
+    fw_cfg_dma_setup(qtest, key, length)
+    fw_cfg_dma_go(qtest)
+    if read_memory(qtest, _DESC, 4)[3] & 0x01:         # control: ERROR bit
+        raise RuntimeError("fw_cfg DMA error")
+    return read_memory(qtest, _BUF, length)
+
+
+def fw_cfg_files(qtest):
+    """The fw_cfg file directory: {name: (key, size)}."""
+    n = struct.unpack(">I", fw_cfg_read(qtest, FW_CFG_FILE_DIR, 4))[0]
+    d = fw_cfg_read(qtest, FW_CFG_FILE_DIR, 4 + 64 * n)
+    files = {}
+    for i in range(n):
+        size, key = struct.unpack(">IH", d[4 + 64 * i:10 + 64 * i])
+        name = d[12 + 64 * i:68 + 64 * i].split(b"\0")[0].decode()
+        files[name] = (key, size)
+    return files
+
+
+def fw_cfg_file(qtest, name):
+    """The contents of fw_cfg file `name`, or None."""
+    f = fw_cfg_files(qtest).get(name)
+    return None if f is None else fw_cfg_read(qtest, *f)
 
 
 def e820(raw):

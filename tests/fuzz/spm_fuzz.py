@@ -57,7 +57,7 @@ import time
 
 MiB, GiB = 1 << 20, 1 << 30
 from spmtest import fwcfg, qemu_binary
-from spmtest.fwcfg import Qtest
+from spmtest.qemupy import QEMUQtestProtocol
 from spmtest.qmp import QMP
 ALIGN = 128 * MiB          # spm-memory alignment below 64 GiB of boot memory
 MAX_ALIGN = 2 * GiB        # ... and its largest value above (Linux's largest block)
@@ -728,7 +728,8 @@ def run_case(qemu, case, tmpdir):
                 if time.time() > deadline:
                     return ("hang",)
         conn.settimeout(TIMEOUT)
-        qt = Qtest(conn)
+        qt = QEMUQtestProtocol(sock=conn)
+        qt.connect()
         try:
             qmp = QMP.connect(qmp_path, wait=10, proc=proc, timeout=TIMEOUT)
             devs = qmp.cmd("query-memory-devices")
@@ -737,8 +738,8 @@ def run_case(qemu, case, tmpdir):
             return exited()
         e820, srat = [], None
         if case.pc:
-            e820 = fwcfg.e820(qt.fw_cfg_file("etc/e820") or b"")
-            tables = qt.fw_cfg_file("etc/acpi/tables")
+            e820 = fwcfg.e820(fwcfg.fw_cfg_file(qt, "etc/e820") or b"")
+            tables = fwcfg.fw_cfg_file(qt, "etc/acpi/tables")
             srat = fwcfg.srat(tables) if tables else None
         qmp.cmd("quit")
         qmp.close()
