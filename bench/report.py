@@ -82,7 +82,7 @@ def markdown(d):
         desc = ", ".join(" / ".join(NAMES[k] for k in p.split("/"))
                          for p in r.get("descriptive", []))
         L += ["## 1. Start-up time and host RSS: spm-memory vs pc-dimm\n",
-              "QEMU start to QMP ready (fork until `query-memory-devices` "
+              "QEMU start to QMP ready (launch until `query-memory-devices` "
               "returned, machine initialized, `-S`), then VmRSS/VmHWM of the "
               "QEMU process. q35, TCG, 2 NUMA nodes, devices of 128 MiB "
               "(memory-backend-ram) on node 1, `-m 1G,slots=N,maxmem=…` "

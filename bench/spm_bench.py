@@ -23,10 +23,11 @@ to $BUILD/bench); consoles and QEMU logs go to DIR/logs/. The report
              spm-packed and dimm), so "spm-packed" also checks the device's
              rule. memory-backend-ram, node 1 of 2; q35, TCG, -S, the same
              -m 1G,slots=N,maxmem=... for all kinds; only "spm-packed" has
-             an HMAT. Time: from the fork of QEMU until
+             an HMAT. Time: from the launch of QEMU (QEMU's launcher,
+             qemu.machine.QEMUMachine.launch(), which forks it) until
              query-memory-devices (answered only once the machine is
              initialized and the main loop runs) has returned; QEMU
-             connects to our QMP socket, so no polling. RSS: VmRSS and
+             connects to the launcher's QMP socket, so no polling. RSS: VmRSS and
              VmHWM of the QEMU process right after that (the guest has not
              run: -S). Repetitions interleaved (every repetition launches
              each kind once, in rotating order), so each repetition gives
@@ -104,7 +105,6 @@ import json
 import math
 import os
 import platform
-import socket
 import re
 import statistics
 import subprocess
@@ -115,8 +115,7 @@ import traceback
 
 from spmtest import ROOT, build_dir, fwcfg, qemu_binary
 from spmtest import guest as spmguest
-from spmtest.qemupy import QEMUQtestProtocol
-from spmtest.qmp import QMP
+from spmtest.qemupy import QEMUMachine, QEMUQtestProtocol
 
 BUILD = build_dir()
 QEMU = qemu_binary()
@@ -229,55 +228,44 @@ def collect_targets(results):
             t.append(target(f"migration-{m[:-3]}", f"migration {name} spm/pc-dimm",
                             q, TARGETS["migration"], True, note))
     return t
-# --- QEMU with our own QMP (and qtest) sockets -------------------------------
+# --- QEMU through QEMU's own launcher -------------------------------------------
 
-class Qemu:
-    """A QEMU process whose QMP (and optionally qtest) chardev connects to
-    sockets we listen on. `ready` is the time from fork to the end of the
-    first query-memory-devices."""
+class Qemu(QEMUMachine):
+    """QEMU's machine launcher (qemu.machine.QEMUMachine) whose QMP chardev
+    connects to a socket that the launcher listens on (accepted within
+    `timeout` seconds), and with qtest=True a qtest chardev that connects
+    to QEMU's qtest client (self.qtest, QEMUQtestProtocol) the same way:
+    no polling. QEMU's stdout and stderr go to LOGS/NAME.log. `ready` is the
+    time from launch() (which forks QEMU) to the end of the first
+    query-memory-devices, `devices` its answer."""
 
-    def __init__(self, args, log, qtest=False, timeout=120):
+    def __init__(self, args, name, logs, qtest=False, timeout=120):
         self.tmp = tempfile.TemporaryDirectory(prefix="spm-bench.")
-        qmp_path = os.path.join(self.tmp.name, "qmp.sock")
-        listeners = {}
-        for name in ["qmp"] + (["qtest"] if qtest else []):
-            s = socket.socket(socket.AF_UNIX)
-            s.bind(os.path.join(self.tmp.name, name + ".sock"))
-            s.listen(1)
-            s.settimeout(timeout)
-            listeners[name] = s
-        argv = [QEMU, *args, "-qmp", f"unix:{qmp_path}"]
+        super().__init__(QEMU, args, name=name, log_dir=logs,
+                         monitor_address=os.path.join(self.tmp.name, "qmp.sock"),
+                         qmp_timer=timeout)
+        self.qtest = None
         if qtest:
-            argv += ["-qtest", "unix:" + os.path.join(self.tmp.name, "qtest.sock"),
-                     "-qtest-log", "/dev/null"]
-        self.log = open(log, "w")
-        self.log.write(" ".join(argv) + "\n")
-        self.log.flush()
+            path = os.path.join(self.tmp.name, "qtest.sock")
+            self.qtest = QEMUQtestProtocol(path, server=True)
+            self.qtest.settimeout(timeout)
+            self.add_args("-qtest", f"unix:{path}", "-qtest-log", "/dev/null")
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
         try:
-            self.qtest = None
+            self.launch()
             if qtest:
-                conn, _ = listeners["qtest"].accept()
-                self.qtest = QEMUQtestProtocol(sock=conn)
-                self.qtest.connect()
-            conn, _ = listeners["qmp"].accept()
-            self.qmp = QMP(conn, timeout=timeout)
-            self.devices = self.qmp.cmd("query-memory-devices")
-            self.ready = time.perf_counter() - t0
-        except Exception:
-            self.kill()
-            self.log.close()
-            self.tmp.cleanup()
-            raise RuntimeError(f"QEMU did not come up, see {log}")
-        finally:
-            for s in listeners.values():
-                s.close()
+                self.qtest.accept()
+                self.qtest.settimeout(timeout)
+            self.devices = self.cmd("query-memory-devices")
+        except Exception as e:
+            self.quit()
+            raise RuntimeError(f"QEMU did not come up ({logs}/{name}.log): "
+                               f"{e}") from e
+        self.ready = time.perf_counter() - t0
 
     def status(self):
         out = {}
-        with open(f"/proc/{self.proc.pid}/status") as f:
+        with open(f"/proc/{self.get_pid()}/status") as f:
             for line in f:
                 k, _, v = line.partition(":")
                 if k in ("VmRSS", "VmHWM"):
@@ -285,23 +273,14 @@ class Qemu:
         return out
 
     def quit(self):
+        """QMP quit (QEMUMachine.shutdown: killed if it has not exited 30 s
+        later, and then AbnormalShutdown is raised)."""
         try:
-            self.qmp.cmd("quit")
-        except (OSError, RuntimeError, EOFError, ValueError):
-            pass
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        self.log.close()
-        self.tmp.cleanup()
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
+            self.shutdown()
+        finally:
+            if self.qtest:
+                self.qtest.close()
+            self.tmp.cleanup()
 
 
 DEVMEM = 0x100000000          # device memory starts at 4 GiB with 1 GiB of RAM
@@ -362,7 +341,7 @@ def bench_startup(cfg, log):
                 "-m", f"1G,slots={n},maxmem={maxmem_mib(n, 128)}M",
                 *numa_args(initiator=packed), *devices(kind, n, 128),
                 "-nodefaults", "-display", "none", "-S"]
-        q = Qemu(args, os.path.join(cfg["logs"], f"startup-{kind}-{n}.log"))
+        q = Qemu(args, f"startup-{kind}-{n}", cfg["logs"])
         try:
             typ = "spm-memory" if kind.startswith("spm") else "dimm"
             devs = [d["data"] for d in q.devices if d["type"] == typ]
@@ -576,7 +555,7 @@ def bench_acpi(cfg, log):
                     "-m", f"1G,maxmem={maxmem_mib(top, 128)}M",
                     *numa_args(), *devices("spm", n, 128),
                     "-nodefaults", "-display", "none"]
-            q = Qemu(args, os.path.join(cfg["logs"], f"acpi-{n}.log"), qtest=True)
+            q = Qemu(args, f"acpi-{n}", cfg["logs"], qtest=True)
             vms[n] = q
             got = sum(1 for d in q.devices if d["type"] == "spm-memory")
             if got != n:
@@ -590,8 +569,8 @@ def bench_acpi(cfg, log):
         for it in range(warmup + iters):
             for n in counts:
                 q, a = vms[n], vms[n].acpi
-                q.qmp.cmd("system_reset")
-                q.qmp.wait_event("RESET")
+                q.cmd("system_reset")
+                q.event_wait("RESET", timeout=120.0)
                 dt = []
                 for _ in range(2):
                     fwcfg.fw_cfg_dma_setup(q.qtest, a["key"], 4)

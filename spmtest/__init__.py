@@ -1,9 +1,12 @@
 """spmtest: the test side of spm-memory, one package for the tests, the
 fuzzer, the benchmark (bench/) and the demos (demo/).
 
-    spmtest.qmp     a QMP client (one for everything that talks to QEMU)
-    spmtest.fwcfg   the qtest protocol, fw_cfg over DMA, etc/e820 and the
-                    ACPI tables (SRAT) decoded from bytes
+    spmtest.qemupy  QEMU's own Python from the working tree (qemu.qmp,
+                    qemu.machine): the QMP and qtest clients and the
+                    machine launcher, for everything that talks to QEMU
+    spmtest.fwcfg   guest memory and fw_cfg over DMA through QEMU's qtest
+                    client, etc/e820 and the ACPI tables (SRAT) decoded
+                    from bytes
     spmtest.report  the guest's report (guest/init.sh) parsed from a console
     spmtest.guest   booting Linux guests (guest/boot.sh) and watching them
     spmtest.hostvm  the guest that plays a host with dax devices, NUMA nodes

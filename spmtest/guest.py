@@ -2,9 +2,10 @@
 
 Used by the guest end-to-end tests (tests/guest), the libvirt test, the
 benchmark and the demo. A boot runs guest/boot.sh (TCG, a Debian kernel,
-the report initramfs) with QEMU paused at first, asks QEMU over QMP where it
-placed the spm-memory devices, lets the guest run to its poweroff and parses
-the guest's report (spmtest.report).
+the report initramfs) with QEMU paused at first, asks QEMU over QMP (QEMU's
+own client, spmtest.qemupy.QEMUMonitorProtocol) where it placed the
+spm-memory devices, lets the guest run to its poweroff and parses the
+guest's report (spmtest.report).
 
 Guests boot only what "make guest-deps" prepared (kernels, initramfs,
 firmware): guest/boot.sh runs with SPM_OFFLINE=1, so nothing is resolved,
@@ -19,7 +20,7 @@ import time
 
 from spmtest import ROOT, build_dir
 from spmtest import report as guest_report
-from spmtest.qmp import QMP
+from spmtest.qemupy import QEMUMonitorProtocol, QMPError
 
 BOOT = os.path.join(ROOT, "guest", "boot.sh")
 
@@ -142,6 +143,39 @@ VERIFY = r"spmtool: verify round=\d+ checksum=(0x[0-9a-f]+) (ok|BAD)"
 
 
 
+def qmp_connect(path, proc, wait=600, timeout=None):
+    """QEMU's QMP client (QEMUMonitorProtocol) connected to the QMP server
+    socket at `path` of the QEMU that `proc` starts (guest/boot.sh, which
+    kills QEMU after its own timeout), trying until QEMU listens: for at
+    most `wait` seconds and only while `proc` runs, else the last
+    QMPError (ConnectError) is raised. Commands then wait at most
+    `timeout` seconds (None: no limit)."""
+    deadline = time.monotonic() + wait
+    qmp = QEMUMonitorProtocol(path)
+    qmp.settimeout(timeout)
+    while True:
+        try:
+            qmp.connect()
+            return qmp
+        except QMPError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise
+            time.sleep(0.05)
+
+
+def qmp_quit(qmp):
+    """Ask QEMU to quit and close the connection; QEMU going away first
+    (or already gone) is not an error here."""
+    try:
+        qmp.cmd("quit")
+    except (QMPError, OSError, EOFError):
+        pass
+    try:
+        qmp.close()
+    except (QMPError, OSError, EOFError):
+        pass           # EOFError: QEMU closed the connection on quit
+
+
 def wait_migration(qmp, timeout=600):
     """Poll query-migrate until the migration ends; return its last answer."""
     deadline = time.time() + timeout
@@ -180,8 +214,8 @@ def boot(qemu_args, kernel="6.12", firmware="seabios", log=None, append=None,
         devices = None
         try:
             try:
-                qmp = QMP.connect(qmp_path, proc=proc, timeout=60)
-            except OSError:
+                qmp = qmp_connect(qmp_path, proc, timeout=60)
+            except QMPError:
                 # QEMU never listened: guest/boot.sh's stderr says why
                 if proc.poll() is None:
                     stop_group(proc)
@@ -236,8 +270,8 @@ class Guest:
                                      stderr=subprocess.PIPE, text=True,
                                      start_new_session=True, env=boot_env())
         try:
-            self.qmp = QMP.connect(qmp_path, proc=self.proc, timeout=600)
-        except OSError:
+            self.qmp = qmp_connect(qmp_path, self.proc, timeout=600)
+        except QMPError:
             stop_group(self.proc)
             raise RuntimeError("QEMU did not start: " + self.proc.stderr.read())
 
@@ -281,14 +315,7 @@ class Guest:
                 for p in parts if guest_report.END in p]
 
     def quit(self):
-        try:
-            self.qmp.cmd("quit")
-        except (OSError, EOFError, RuntimeError, ValueError):
-            pass
-        try:
-            self.qmp.close()
-        except OSError:
-            pass
+        qmp_quit(self.qmp)
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:

@@ -57,8 +57,8 @@ import time
 
 MiB, GiB = 1 << 20, 1 << 30
 from spmtest import fwcfg, qemu_binary
-from spmtest.qemupy import QEMUQtestProtocol
-from spmtest.qmp import QMP
+from spmtest.qemupy import (ExecuteError, QEMUMonitorProtocol,
+                            QEMUQtestProtocol, QMPError)
 ALIGN = 128 * MiB          # spm-memory alignment below 64 GiB of boot memory
 MAX_ALIGN = 2 * GiB        # ... and its largest value above (Linux's largest block)
 DIMM_ALIGN = 2 * MiB       # a memory-backend-ram's alignment (QEMU_VMALLOC_ALIGN)
@@ -691,22 +691,28 @@ def fmt_srat(entries):
 
 def run_case(qemu, case, tmpdir):
     """Run QEMU on the case. Returns ("exited", status, stderr), ("hang",),
-    ("error", text) or ("started", qmp devices, e820, srat, stderr)."""
+    ("error", text) or ("started", qmp devices, e820, srat, stderr).
+
+    QEMU's own clients (spmtest.qemupy) listen on both sockets and QEMU
+    connects to them: its QMP chardev while it parses its options, its
+    qtest chardev after that; QMP greets only once the machine is built
+    and the main loop runs. QEMU's machine launcher (QEMUQtestMachine) is
+    not used: it would wait without a limit for that greeting (a hang while
+    building the machine would stop the fuzzer) and gives no separate
+    stderr."""
     qmp_path = os.path.join(tmpdir, "qmp.sock")
     qt_path = os.path.join(tmpdir, "qtest.sock")
     for p in (qmp_path, qt_path):
         if os.path.exists(p):
             os.unlink(p)
-    lsock = socket.socket(socket.AF_UNIX)
-    lsock.bind(qt_path)
-    lsock.listen(1)
-    lsock.settimeout(0.05)
+    qmp = QEMUMonitorProtocol(qmp_path, server=True)
+    qmp.settimeout(TIMEOUT)
+    qt = QEMUQtestProtocol(qt_path, server=True)
+    qt.settimeout(0.05)
     argv = [qemu, *case.args, "-accel", "qtest", "-qtest", f"unix:{qt_path}",
-            "-qtest-log", "/dev/null",
-            "-qmp", f"unix:{qmp_path},server=on,wait=off"]
+            "-qtest-log", "/dev/null", "-qmp", f"unix:{qmp_path}"]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    conn = None
 
     def exited():
         try:
@@ -718,23 +724,26 @@ def run_case(qemu, case, tmpdir):
         return ("exited", proc.returncode, err.decode(errors="replace"))
 
     try:
+        # QEMU refuses many cases before it connects: watch it meanwhile
         deadline = time.time() + TIMEOUT
-        while conn is None:
+        while True:
             try:
-                conn, _ = lsock.accept()
+                qt.accept()
+                break
             except socket.timeout:
                 if proc.poll() is not None:
                     return exited()
                 if time.time() > deadline:
                     return ("hang",)
-        conn.settimeout(TIMEOUT)
-        qt = QEMUQtestProtocol(sock=conn)
-        qt.connect()
+        qt.settimeout(TIMEOUT)
         try:
-            qmp = QMP.connect(qmp_path, wait=10, proc=proc, timeout=TIMEOUT)
+            qmp.accept(TIMEOUT)
             devs = qmp.cmd("query-memory-devices")
-        except (OSError, EOFError, ValueError):
-            # the chardevs come up before the devices: QEMU may still fail
+        except ExecuteError:
+            raise
+        except (QMPError, OSError, EOFError):
+            # QEMU connected before building the machine: it may still
+            # refuse the case (or hang: the accept's timeout)
             return exited()
         e820, srat = [], None
         if case.pc:
@@ -742,18 +751,19 @@ def run_case(qemu, case, tmpdir):
             tables = fwcfg.fw_cfg_file(qt, "etc/acpi/tables")
             srat = fwcfg.srat(tables) if tables else None
         qmp.cmd("quit")
-        qmp.close()
         _, err = proc.communicate(timeout=TIMEOUT)
         return ("started", devs, e820, srat, err.decode(errors="replace"))
-    except (OSError, EOFError, ValueError, RuntimeError,
+    except (OSError, EOFError, ValueError, RuntimeError, QMPError,
             subprocess.TimeoutExpired) as e:
         proc.kill()
         proc.wait()
         return ("error", f"{type(e).__name__}: {e}")
     finally:
-        if conn:
-            conn.close()
-        lsock.close()
+        qt.close()
+        try:
+            qmp.close()
+        except (QMPError, OSError, EOFError):
+            pass            # EOFError: QEMU closed the connection on quit
         if proc.poll() is None:
             proc.kill()
             proc.wait()
@@ -813,7 +823,10 @@ def main():
     ap.add_argument("--qemu", default=qemu_binary())
     ap.add_argument("--verbose", action="store_true",
                     help="print every case's outcome and command line")
+    ap.add_argument("--tap", metavar="FILE",
+                    help="write each case's result to FILE as TAP")
     args = ap.parse_args()
+    tap = open(args.tap, "w") if args.tap else None
 
     rng = random.Random(args.seed)
     outcomes = collections.Counter()
@@ -829,6 +842,11 @@ def main():
             drawn.update(case.drawn)
             outcome, detail = judge(case, pred, run_case(args.qemu, case, tmpdir))
             outcomes[outcome] += 1
+            if tap:
+                ok = "not ok" if outcome == "FAIL" else "ok"
+                tap.write(f"{ok} {n + 1} - case {n} (seed {args.seed}): "
+                          f"{outcome}: {detail}".replace("#", "no.").replace("\n", " ") + "\n")
+                tap.flush()
             if args.verbose:
                 print(f"case {n}: {outcome}: {detail}\n  "
                       f"{case.cmdline(args.qemu)}", flush=True)
@@ -856,6 +874,9 @@ def main():
         print(f"  {count:5d}  {msg}")
     if n < args.count:
         print(f"(stopped by the time limit after {n} of {args.count} cases)")
+    if tap:
+        tap.write(f"1..{n}\n")
+        tap.close()
     print(f"fuzz: {outcomes['started'] + outcomes['rejected']} passed, "
           f"{outcomes['FAIL']} failed")
     return 1 if failures else 0

@@ -36,6 +36,7 @@ import pytest
 from spmtest import build_dir
 from spmtest import guest as spmguest
 from spmtest import report as guest_report
+from spmtest.qemupy import ExecuteError
 
 MiB = 1 << 20
 LOGS = os.path.join(build_dir(), "logs", "guest")
@@ -137,10 +138,10 @@ def test_running_guest(kernel):
         # hotplug refused, guest unharmed
         src.qmp.cmd("object-add", **{"qom-type": "memory-backend-ram",
                                      "id": "hbm9", "size": 128 * MiB})
-        with pytest.raises(RuntimeError, match="does not support hotplugging"):
+        with pytest.raises(ExecuteError, match="does not support hotplugging"):
             src.qmp.cmd("device_add", driver="spm-memory", id="spm9",
                         memdev="hbm9", node=1)
-        with pytest.raises(RuntimeError, match="does not support hotplugging"):
+        with pytest.raises(ExecuteError, match="does not support hotplugging"):
             src.qmp.cmd("device_del", id="spm0")
         assert_running(src)
         pos = assert_checksum_after(src, pos, checksum)
