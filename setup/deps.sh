@@ -39,6 +39,7 @@ pkgs=(
     qemu-system-data ipxe-qemu
     # tests and guests
     acpica-tools cpio xz-utils busybox-static python3-pytest
+    python3-pytest-xdist    # make check runs two guests at a time (pytest -n 2)
     # tests/libvirt: a real libvirtd (Debian's QEMU is not used)
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
     # tests/host: the set-up in a Debian 13 root

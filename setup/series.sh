@@ -12,6 +12,9 @@
 # (in a separate worktree and build directory, configured as the main build
 # by setup/configure-qemu.sh), to show that each one builds on its own, and
 # runs the device's qtest (spm-memory-test) at every patch that has it.
+#
+# Results, a TAP line per patch (checkpatch) and per build: RESULTS_DIR/series.tap
+# (make check), else $BUILD/logs/series.tap.
 set -uo pipefail
 BUILD=${BUILD:?}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,6 +23,10 @@ tree="$BUILD/qemu"
 out="$BUILD/series"
 cover="$root/patches/qemu-cover-letter.txt"
 
+. "$root/tests/tap.sh"
+mkdir -p "$BUILD/logs"
+tap_open "${RESULTS_DIR:-$BUILD/logs}/series.tap"
+trap tap_close EXIT
 rm -rf "$out"; mkdir -p "$out"
 git -C "$tree" format-patch -q --cover-letter --thread --no-signature \
     --zero-commit -o "$out" base..HEAD || exit 1
@@ -43,7 +50,11 @@ for p in "$out"/0*.patch; do
     e=$(sed -n 's/^total: \([0-9]*\) errors.*/\1/p' <<< "$res")
     w=$(sed -n 's/.*errors, \([0-9]*\) warnings.*/\1/p' <<< "$res")
     errors=$((errors + ${e:-1})) warnings=$((warnings + ${w:-0}))
-    printf '  %-70s %s\n' "$(basename "$p")" "${res#total: }"
+    if [ "${e:-1}" = 0 ]; then
+        tap_ok "checkpatch $(basename "$p"): ${res#total: }"
+    else
+        tap_fail "checkpatch $(basename "$p"): ${res:-checkpatch.pl gave no total}"
+    fi
 done
 echo "series: $n patches and a cover letter in $out"
 
@@ -74,12 +85,12 @@ if [ "${1:-}" = --build-each ]; then
                 grep -E '^not ok|Bail out' "$bd/qtest.log" | head -10
             fi
         fi
-        printf '  build %-6s %4ss  %-28s %s\n' "$r" "$(( $(date +%s) - t0 ))" "$t" \
-            "$(git -C "$tree" log -1 --format=%s "$c")"
+        line=$(printf 'build %-6s %4ss  %-28s %s' "$r" "$(( $(date +%s) - t0 ))" "$t" \
+            "$(git -C "$tree" log -1 --format=%s "$c")")
+        case "$r$t" in *FAILED*) tap_fail "$line" ;; *) tap_ok "$line" ;; esac
     done
     git -C "$tree" worktree remove --force "$wt"
 fi
 
 echo "series: checkpatch $errors errors, $warnings warnings"
-echo "series: $((n - failed)) passed, $(( errors > 0 ? n : failed )) failed"
 [ "$errors" = 0 ] && [ "$failed" = 0 ]

@@ -12,8 +12,12 @@
 #   series    the QEMU series with cover letter, checkpatch-clean (setup/series.sh)
 #   docs      QEMU's manual with the series' page: Sphinx, warnings are errors
 # CHECK_STAGES selects stages (default: all of them); an unknown name is an
-# error. A stage fails when its command fails, when it reports a failed test,
-# or when it ran no test at all; skipped tests are counted and shown.
+# error. Each stage writes its runner's machine-readable results into
+# $BUILD/logs/results/STAGE/ (pytest's JUnit XML, meson's JSON log of the
+# qtests, TAP from the fuzzer and the shell stages), and tests/results.py
+# counts them: a stage fails when its command fails, when a result says a
+# test failed, or when it left no result; skipped tests are counted and
+# shown.
 set -uo pipefail
 BUILD=${BUILD:?}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,34 +36,27 @@ for s in $stages; do
     esac
 done
 
+pytest() { /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+               --junitxml="$RESULTS_DIR/pytest.xml" "$@"; }
 stage() {
     case "$1" in
         qtests)   "$here/run-qtests.sh" "${QTESTS[@]}" ;;
-        guest)    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/guest \
+        # two guests at a time: each is one TCG thread
+        guest)    pytest -n "${GUEST_JOBS:-2}" tests/guest \
                        ${GUEST_TESTS:+-k "$GUEST_TESTS"} ;;
-        hostvm)   /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/hostvm ;;
+        hostvm)   pytest tests/hostvm ;;
         fuzz)     /usr/bin/python3 -m tests.fuzz.spm_fuzz \
-                       --count "${FUZZ_COUNT:-200}" --time-limit 600 ;;
+                       --count "${FUZZ_COUNT:-200}" --time-limit 600 \
+                       --tap "$RESULTS_DIR/fuzz.tap" ;;
         sanitize) "$here/sanitize.sh" ;;
         series)   "$here/../setup/series.sh" ;;
-        docs)     if ninja -C "$BUILD/qemu-docs" sphinxdocs; then
-                      echo "docs: 1 passed, 0 failed"
-                  else
-                      echo "docs: 0 passed, 1 failed"; false
-                  fi ;;
-        libvirt)  /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/libvirt ;;
+        docs)     . "$here/tap.sh"; tap_open "$RESULTS_DIR/docs.tap"
+                  tap_check "QEMU's manual with the spm-memory page (Sphinx, warnings are errors)" \
+                      ninja -C "$BUILD/qemu-docs" sphinxdocs
+                  tap_close ;;
+        libvirt)  pytest tests/libvirt ;;
         setup)    "$root/tests/setup/test_setup.sh" trixie ;;
     esac
-}
-
-# count N WORD...: the number before the first WORD in the line, else 0
-count() {
-    local line=$1 w n; shift
-    for w in "$@"; do
-        n=$(grep -oE "[0-9]+ $w" <<< "$line" | head -1 | cut -d' ' -f1)
-        [ -n "$n" ] && { echo "$n"; return; }
-    done
-    echo 0
 }
 
 # What the stages run: the versions that the set-up chose
@@ -80,22 +77,27 @@ t_all=$(date +%s)
 for s in $stages; do
     echo "== $s"
     t0=$(date +%s)
+    export RESULTS_DIR="$logs/results/$s"
+    rm -rf "$RESULTS_DIR"; mkdir -p "$RESULTS_DIR"
     stage "$s" 2>&1 | tee "$logs/check-$s.log"
     rc=${PIPESTATUS[0]}
-    # the stage's own summary: its last line that counts tests
-    last=$(grep -E '[0-9]+ (passed|failed|error|errors|skipped)' \
-           "$logs/check-$s.log" | tail -1)
-    p=$(count "$last" passed)
-    f=$(( $(count "$last" failed) + $(count "$last" error errors) ))
-    k=$(count "$last" skipped)
-    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
-    if [ $((p + f)) = 0 ]; then
-        echo "check: stage $s ran no test"
+    results=("$RESULTS_DIR"/*)
+    [ -e "${results[0]}" ] || results=()
+    counts=$(/usr/bin/python3 -m tests.results "${results[@]}")
+    read -r p _ f _ k _ <<< "$(head -1 <<< "$counts")"
+    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+        echo "check: stage $s exited with status $rc"
         f=1
     fi
+    if [ $((p + f)) = 0 ]; then
+        echo "check: stage $s ran no test (no result in $RESULTS_DIR)"
+        f=1
+    fi
+    tail -n +2 <<< "$counts" | head -20
     [ "$rc" = 0 ] && [ "$f" = 0 ] || bad+=("$s")
     passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + k))
     echo "-- $s: $p passed, $f failed, $k skipped in $(( $(date +%s) - t0 ))s"
 done
-echo "check: $passed passed, $failed failed, $skipped skipped in $(( $(date +%s) - t_all ))s"
+echo "check: $passed passed, $failed failed, $skipped skipped in $(( $(date +%s) - t_all ))s" \
+     "${bad[*]:+(failed: ${bad[*]})}"
 [ ${#bad[@]} = 0 ]

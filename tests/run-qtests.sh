@@ -1,48 +1,43 @@
 #!/bin/bash
-# run-qtests.sh TEST...
+# run-qtests.sh [-C BUILD-DIR] [--logbase NAME] TEST...
 #
-# Run QEMU qtests (TAP) against the built qemu-system-x86_64, TCG only (see
-# no-kvm.sh), one after the other, and print a summary of their test cases.
-# Logs go to $BUILD/logs/qtest-NAME.log.
+# Run QEMU qtests (qtest-x86_64/TEST) the way QEMU runs them, with meson test
+# in the QEMU build directory (default $BUILD/qemu-build), TCG only (see
+# no-kvm.sh), two at a time (QTEST_JOBS). Extra environment (e.g.
+# ASAN_OPTIONS) passes through to the tests. meson writes its JSON log (each
+# test's result and TAP stream; tests/results.py reads it) and its text log;
+# this copies them to $BUILD/logs/NAME.json and NAME.txt (NAME: --logbase,
+# default qtests), or the JSON to RESULTS_DIR if set (make check), and
+# prints meson's summary.
 set -uo pipefail
 BUILD=${BUILD:?}
 here=$(cd "$(dirname "$0")" && pwd)
-out="$BUILD/qemu-build"
+out="$BUILD/qemu-build" logbase=qtests
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -C) out=$2; shift 2 ;;
+        --logbase) logbase=$2; shift 2 ;;
+        *) break ;;
+    esac
+done
 logs="$BUILD/logs"
 mkdir -p "$logs"
-passed=0 failed=0 skipped=0 bad=()
-for t in "$@"; do
-    log="$logs/qtest-$t.log"
-    start=$(date +%s)
-    (cd "$out" && timeout -k 10 1200 "$here/no-kvm.sh" \
-        env QTEST_QEMU_BINARY=./qemu-system-x86_64 "./tests/qtest/$t" --tap -k) \
-        > "$log" 2>&1
-    rc=$?
-    p=$(grep -cE '^ok [0-9]+' "$log" | head -1)
-    s=$(grep -cE '^ok [0-9]+ .*# SKIP' "$log" | head -1)
-    f=$(grep -cE '^not ok [0-9]+' "$log" | head -1)
-    p=$((p - s))
-    # The TAP plan ("1..N") says how many cases there are: every case that
-    # did not report (the binary aborted, hung or was killed) is a failure.
-    plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\).*/\1/p' "$log" | head -1)
-    if [ -z "$plan" ]; then
-        echo "    $t: no TAP plan in its output (did it start?)"
-        f=$((f + 1))
-    elif [ $((p + s + f)) -lt "$plan" ]; then
-        echo "    $t: $((plan - p - s - f)) of $plan cases did not run"
-        f=$((plan - p - s))
-    fi
-    if [ $rc != 0 ] && [ "$f" = 0 ]; then
-        f=1     # failed outside a test case (e.g. at exit)
-    fi
-    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
-    status=PASS
-    if [ $rc != 0 ] || [ "$f" != 0 ]; then
-        status=FAIL; bad+=("$t")
-        grep -E '^not ok|^Bail out|ERROR|assert' "$log" | head -20 | sed 's/^/    /'
-    fi
-    printf '%-4s %-28s %4d passed %3d failed %3d skipped  %4ss  (%s)\n' \
-        "$status" "$t" "$p" "$f" "$s" "$(( $(date +%s) - start ))" "$log"
+meson=meson
+[ ! -x "$out/pyvenv/bin/meson" ] || meson=$out/pyvenv/bin/meson
+rm -f "$out/meson-logs/$logbase"*
+"$meson" test -C "$out" --no-rebuild --num-processes "${QTEST_JOBS:-2}" \
+    --timeout-multiplier "${QTEST_TIMEOUT_MULTIPLIER:-2}" \
+    --wrapper "$here/no-kvm.sh" --logbase "$logbase" --print-errorlogs \
+    "${@/#/qtest-x86_64/}" > "$logs/$logbase.meson.log" 2>&1
+rc=$?
+# meson names the files after the log base and the wrapper
+for f in "$out/meson-logs/$logbase"*.json; do
+    cp "$f" "$logs/$logbase.json"
+    [ -z "${RESULTS_DIR:-}" ] || cp "$f" "$RESULTS_DIR/$logbase.json"
 done
-echo "qtests: $passed passed, $failed failed, $skipped skipped"
-[ ${#bad[@]} = 0 ]
+for f in "$out/meson-logs/$logbase"*.txt; do cp "$f" "$logs/$logbase.txt"; done
+grep -E '^ *[0-9]+/[0-9]+ |^(Ok|Fail|Skipped|Timeout|Expected Fail|Unexpected Pass): ' \
+    "$logs/$logbase.meson.log"
+[ $rc = 0 ] || grep -E '^(not ok|Bail out)|ERROR|assertion' "$logs/$logbase.meson.log" | head -20
+echo "logs: $logs/$logbase.txt, results: $logs/$logbase.json"
+exit $rc

@@ -2,17 +2,30 @@
 # make sanitize: build QEMU with AddressSanitizer (with LeakSanitizer) and
 # UndefinedBehaviorSanitizer, run spm-memory-test and a slice of the fuzzer
 # (tests/fuzz) on it, and fail on any sanitizer report.
+#
+# Results go to RESULTS_DIR (make check; else $BUILD/logs/sanitize): meson's
+# JSON log of spm-memory-test, the fuzz slice's TAP, and sanitize.tap (the
+# build, and one line per log with or without sanitizer reports).
 set -uo pipefail
 BUILD=${BUILD:?}
 here=$(cd "$(dirname "$0")" && pwd)
 logs="$BUILD/logs/sanitize"
 mkdir -p "$logs"
 rm -f "$logs"/*
+results=${RESULTS_DIR:-$logs}
+. "$here/tap.sh"
+tap_open "$results/sanitize.tap"
+trap tap_close EXIT
 start=$(date +%s)
 
 # (the Makefile configured it: setup/configure-qemu.sh --asan)
 out="$BUILD/qemu-build-asan"
-"$here/../setup/build-qemu.sh" "$out" tests/qtest/spm-memory-test || exit 1
+if ! "$here/../setup/build-qemu.sh" "$out" tests/qtest/spm-memory-test > "$logs/build.log" 2>&1; then
+    tail -20 "$logs/build.log"
+    tap_fail "ASan+UBSan build of qemu-system-x86_64 and spm-memory-test"
+    exit 1
+fi
+tap_ok "ASan+UBSan build of qemu-system-x86_64 and spm-memory-test"
 built=$(date +%s)
 
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=0:print_summary=1
@@ -22,12 +35,11 @@ export LSAN_OPTIONS=suppressions=$here/lsan.supp:print_suppressions=0
 echo "== spm-memory-test on the sanitized build"
 # Full stacks at allocation here, so that the suppressions can match QEMU
 # frames.
-(cd "$out" && timeout -k 10 1800 "$here/no-kvm.sh" \
-    env ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0" \
-    QTEST_QEMU_BINARY=./qemu-system-x86_64 ./tests/qtest/spm-memory-test --tap -k) \
-    > "$logs/spm-memory-test.log" 2>&1
+ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0" \
+    RESULTS_DIR=$results "$here/run-qtests.sh" -C "$out" --logbase sanitize-qtests \
+    spm-memory-test
 t_rc=$?
-grep -cE '^ok ' "$logs/spm-memory-test.log" | sed 's/^/  test cases passed: /'
+mv "$BUILD/logs/sanitize-qtests".* "$logs/" 2>/dev/null
 
 echo "== fuzz slice on the sanitized build"
 # Randomized configurations, each started or refused by the sanitized QEMU
@@ -41,21 +53,22 @@ echo "== fuzz slice on the sanitized build"
 (cd "$here/.." && ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0" \
     timeout -k 10 900 /usr/bin/python3 -m tests.fuzz.spm_fuzz \
     --qemu "$out/qemu-system-x86_64" --count "${SANITIZE_FUZZ_COUNT:-60}" \
-    --seed 20261205 --time-limit 600) > "$logs/fuzz.log" 2>&1
+    --seed 20261205 --time-limit 600 --tap "$results/sanitize-fuzz.tap") \
+    > "$logs/fuzz.log" 2>&1
 f_rc=$?
 tail -1 "$logs/fuzz.log" | sed 's/^/  /'
 
-reports=$(grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$logs"/* 2>/dev/null)
+# Any sanitizer report in any log (a test that passed may still have one in
+# a QEMU's stderr).
+for f in "$logs"/*; do
+    case "$f" in *.tap) continue ;; esac
+    if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$f"; then
+        tap_fail "no sanitizer report in $f"
+        grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY' "$f" |
+            sort | uniq -c | head -20
+    else
+        tap_ok "no sanitizer report in $f"
+    fi
+done
 echo "sanitize: build $((built - start))s, tests $(( $(date +%s) - built ))s"
-if [ -n "$reports" ]; then
-    echo "sanitize: sanitizer reports in:"
-    for f in $reports; do
-        echo "  $f"
-        grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY' "$f" | sort | uniq -c | head -20
-    done
-fi
-if [ $t_rc != 0 ] || [ $f_rc != 0 ] || [ -n "$reports" ]; then
-    echo "sanitize: 0 passed, 1 failed"
-    exit 1
-fi
-echo "sanitize: 1 passed, 0 failed"
+[ $t_rc = 0 ] && [ $f_rc = 0 ]

@@ -28,8 +28,9 @@
 # suite configured twice), that meson >= 1.5 and pycotap came from the
 # release itself (trixie) or its backports (bookworm), that a second
 # setup/deps.sh installs nothing, and that the prepared guest files are
-# found without apt (SPM_OFFLINE=1). Last line:
-# "setup-SUITE: N passed, M failed".
+# found without apt (SPM_OFFLINE=1). Each check is a TAP line in
+# RESULTS_DIR/setup-SUITE.tap (make check), else in $BUILD/logs/setup-SUITE/;
+# last line: "setup-SUITE: N passed, M failed".
 #
 # Cached under $BUILD/setup-SUITE: base/ is the debootstrap'd root (made
 # again only when the release, the URIs or the base recipe change); root/ is
@@ -61,14 +62,17 @@ mkdir -p "$top" "$archives" "$logs"
 rm -f "$logs"/*.log "$logs"/*.out
 passed=0 failed=0
 t_start=$(date +%s)
+. "$repo/tests/tap.sh"
+tap_open "${RESULTS_DIR:-$logs}/$name.tap"
 
-ok()   { passed=$((passed + 1)); echo "PASS $*"; }
-bad()  { failed=$((failed + 1)); echo "FAIL $*"; }
+ok()   { passed=$((passed + 1)); tap_ok "$*"; }
+bad()  { failed=$((failed + 1)); tap_fail "$*"; }
 check() { # NAME COMMAND...
     local what=$1; shift
     if "$@"; then ok "$what"; else bad "$what"; fi
 }
 finish() {
+    tap_close
     echo "$name: $(( $(date +%s) - t_start ))s; logs in $logs"
     echo "$name: $passed passed, $failed failed"
     [ "$failed" = 0 ]
