@@ -107,8 +107,8 @@ guest-deps: $(INITRAMFS) $(FIRMWARE)
 	@guest/deps.sh $(GUEST_KERNELS)
 .PRECIOUS: $(GB)/kernel-%.env $(GB)/initramfs-%.cpio.gz
 
-# A guest that plays the host (tests/hostvm, demo-host): our QEMU inside the
-# 6.12 guest.
+# A guest that plays the host (tests/hostvm, demo-host): our QEMU and the
+# dax reader guest/hostvm/daxhex.c inside the 6.12 guest.
 $(HOSTVM): $(QB)/qemu-system-x86_64 $(GB)/kernel-6.12.env $(SEABIOS_BIN) \
            guest/initramfs.sh $(wildcard guest/hostvm/* /bin/busybox)
 	@guest/hostvm/mkinitramfs.sh $(QB)/qemu-system-x86_64 > /dev/null
@@ -123,9 +123,9 @@ check: qtests guest-deps hostvm $(ASAN)/build.ninja $(DOCS)/build.ninja
 check-qtests: qtests
 	@tests/run-qtests.sh $(QTESTS)
 
-# GUEST_TESTS=EXPR selects tests like pytest -k
+# GUEST_TESTS=EXPR selects tests like pytest -k; GUEST_JOBS guests at a time
 check-guest: qemu guest-deps
-	@$(PYTHON) -m pytest -q -p no:cacheprovider tests/guest \
+	@$(PYTHON) -m pytest -q -p no:cacheprovider -n $(or $(GUEST_JOBS),2) tests/guest \
 	    $(if $(GUEST_TESTS),-k "$(GUEST_TESTS)")
 
 # randomized configurations: FUZZ_COUNT (1000), FUZZ_SEED

@@ -9,8 +9,9 @@ with an spm-memory device backed by that dax device:
 
 and shows the chain: the host's dax device, where QEMU placed the device,
 the inner VM's E820 map and SRAT (read over fw_cfg as its firmware would),
-bytes written at the device's guest-physical address read back from
-/dev/dax0.0 on the host, and what QEMU says to a dax device too small.
+bytes written at the device's guest-physical address (through qtest, from
+here) read back from /dev/dax0.0 on the host, and what QEMU says to a dax
+device too small.
 
     python3 -m demo.host
 """
@@ -31,60 +32,55 @@ WRITES = (0, SIZE // 2, SIZE - 4096)
 TOO_BIG = BACKEND.replace("size=512M", "size=1G")
 
 
-def plan():
-    opts = ["--seed", str(SEED), "--dax", hostvm.DAX]
-    for off in WRITES:
-        opts += ["--write", f"{off:#x}:4096"]
-    return "".join([
-        " ".join(["variant", "dax", *opts, "--", *INNER,
-                  "-object", BACKEND, "-device", DEVICE]) + "\n",
-        " ".join(["variant", "too-small", "--", *INNER,
-                  "-object", TOO_BIG, "-device", DEVICE]) + "\n"])
-
-
 def rng(start, length):
     return f"{start:#012x}-{start + length - 1:#012x}"
 
 
 def main():
-    log = os.path.join(build_dir(), "demo", "host-console.log")
+    logs = os.path.join(build_dir(), "demo")
+    console, ctl = os.path.join(logs, "host-console.log"), os.path.join(logs, "host-ctl.log")
     print("Booting a Linux guest that plays the host (TCG, Debian 6.12), with "
           "our QEMU inside it...", flush=True)
+    writes = [(off, hostvm.pattern(off, 4096, SEED)) for off in WRITES]
     try:
-        rep, secs = hostvm.boot(plan(), log)
+        with hostvm.HostVM(console, ctl) as l1:
+            out = l1.run(INNER + ["-object", BACKEND, "-device", DEVICE],
+                         writes=writes, dax=True)
+            bad = l1.run(INNER + ["-object", TOO_BIG, "-device", DEVICE])
+            secs = l1.boot_seconds + out.seconds + bad.seconds
     except RuntimeError as e:
         print(f"demo-host: {e}", file=sys.stderr)
         return 1
-    out = rep.variants["dax"]
-    if out.one("result") != "ok" or not out.all("device"):
+    if out.refused or out.error:
         print("demo-host: QEMU did not start with the dax backend:\n  " +
-              "\n  ".join(out.all("stderr")), file=sys.stderr)
+              "\n  ".join(out.stderr + [out.error or ""]), file=sys.stderr)
         return 1
-    dax = [hostvm.fields(d) for d in rep.host.all("dax")]
+    dax = [hostvm.fields(d) for d in l1.info.all("dax")]
     print(f"(done in {secs:.0f} s)\n\n1. The host's specific-purpose memory:")
     for d in dax:
         print(f"  {d['dev']}: {int(d['size']) // MiB} MiB at {d['start']}, "
               f"node {d['target_node']}, driver {d['driver']}, align {d['align']}")
-    for line in rep.host.all("iomem"):
+    for line in l1.info.all("iomem"):
         print(f"  /proc/iomem: {line}")
 
     print("\n2. QEMU on the host (a VM that runs no code: -accel qtest):")
     print("  qemu-system-x86_64 ... \\\n    -object " + BACKEND +
           " \\\n    -device " + DEVICE)
-    dev = hostvm.fields(out.one("device"))
-    addr = int(dev["memaddr"], 16)
-    print(f"  QMP query-memory-devices: spm0 at {dev['memaddr']}, "
-          f"size {dev['size']}, memdev {dev['memdev']}")
-    for line in out.all("numa_maps"):
-        print(f"  the host's numa_maps of QEMU's mapping: {line}")
+    dev = out.device()
+    addr = dev["memaddr"]
+    print(f"  QMP query-memory-devices: {dev['id']} at {addr:#x}, "
+          f"size {dev['size']:#x}, memdev {dev['memdev']}")
+    hva = out.hva("hbm0")
+    for lo, hi, numa_maps, smaps in out.mappings(hva, hva + dev["size"]):
+        print(f"  the host's numa_maps of QEMU's mapping: {numa_maps}")
 
     print("\n3. The VM's firmware tables (fw_cfg, as its firmware reads them):")
-    e820 = fwcfg.e820(bytes.fromhex(out.one("e820")))
+    e820 = fwcfg.e820(out.e820)
     for a, n, t in e820:
         kind = {fwcfg.E820_RAM: "RAM", fwcfg.E820_RESERVED: "reserved",
                 fwcfg.E820_SOFT_RESERVED: "soft reserved"}.get(t, hex(t))
         print(f"  E820 {rng(a, n)} {kind}")
-    srat = fwcfg.srat_memory(bytes.fromhex(out.one("srat")))
+    srat = fwcfg.srat_memory(out.acpi) or []
     for base, n, pxm, flags in srat:
         if n:
             what = "enabled" + (", hotpluggable" if flags & fwcfg.SRAT_HOTPLUGGABLE else "")
@@ -93,29 +89,27 @@ def main():
     print("\n4. Bytes written at the device's guest-physical address, read on "
           f"the host from {hostvm.DAX}:")
     good = True
-    for w in map(hostvm.fields, out.all("write")):
-        off = int(w["off"], 16)
-        want = f"0x{hostvm.fnv1a64(hostvm.pattern(off, 4096, SEED)):016x}"
-        same = w.get("dax") == want == w.get("qtest")
+    for w in out.writes:
+        same = w.dax == w.data == w.qtest
         good &= same
-        print(f"  guest {w['gpa']} = {hostvm.DAX} offset {off:#x}: 4 KiB, "
-              f"checksum {w.get('dax')} ({'as written' if same else 'DIFFERENT'})")
+        print(f"  guest {w.gpa:#x} = {hostvm.DAX} offset {w.off:#x}: 4 KiB, "
+              f"checksum {hostvm.fnv1a64(w.dax):#018x} "
+              f"({'as written' if same else 'DIFFERENT'})")
 
-    bad = rep.variants["too-small"]
     print("\n5. The same with size=1G, more than the dax device holds:")
-    for line in bad.all("stderr"):
+    for line in bad.stderr:
         print(f"  {line}")
-    print(f"  exit {bad.one('exit')}")
+    print(f"  exit status={bad.status}")
 
-    ok = good and len(out.all("write")) == len(WRITES) and \
+    ok = good and len(out.writes) == len(WRITES) and \
         [(a, n) for a, n, t in e820 if t == fwcfg.E820_SOFT_RESERVED] == [(addr, SIZE)] and \
         (addr, SIZE, NODE, fwcfg.SRAT_ENABLED) in srat and \
-        bad.one("exit") == "status=1"
-    print(f"\nHost console log: {log}")
+        bad.refused and bad.status == 1
+    print(f"\nHost console and request logs: {console}, {ctl}")
     print("\nResult: " + ("the host's /dev/dax0.0 is the VM's spm-memory: one soft "
                           "reserved E820 range and an SRAT entry on node 1 over it, "
                           "and what the VM writes there is in the dax device."
-                          if ok else "the chain does NOT hold (see the log)."))
+                          if ok else "the chain does NOT hold (see the logs)."))
     return 0 if ok else 1
 
 

@@ -10,7 +10,8 @@ fuzzer, the benchmark (bench/) and the demos (demo/).
     spmtest.report  the guest's report (guest/init.sh) parsed from a console
     spmtest.guest   booting Linux guests (guest/boot.sh) and watching them
     spmtest.hostvm  the guest that plays a host with dax devices, NUMA nodes
-                    and hugepages, and runs our QEMU (guest/hostvm)
+                    and hugepages (guest/hostvm), and our QEMU inside it,
+                    driven from here over the guest's virtio-serial ports
 
 Importing it has no side effects: nothing in os.environ changes and no
 process starts. Run its users from the repository root (python3 -m ...);

@@ -9,10 +9,12 @@
 #
 #   /init                  guest/hostvm/init.sh
 #   /bin/busybox + applets the host's busybox-static
-#   /bin/qtestfw           guest/hostvm/qtestfw.c, built static
-#   /lib/modules/RELEASE/  device_dax, dax_hmem and qemu_fw_cfg of the guest
-#                          kernel (decompressed; no kmem: the range must stay
-#                          a device-dax device)
+#   /bin/daxhex            guest/hostvm/daxhex.c, built static (reads
+#                          /dev/dax0.0, which busybox cannot)
+#   /lib/modules/RELEASE/  device_dax and dax_hmem of the guest kernel
+#                          (decompressed; no kmem: the range must stay a
+#                          device-dax device); virtio_console, for the ports
+#                          the test drives QEMU through, is built in
 #   /opt/qemu/qemu-system-x86_64   QEMU-BINARY, stripped
 #   /opt/qemu/qemu-bundle/usr/local/share/qemu/   its firmware (FIRMWARE
 #                          below), where a binary with a qemu-bundle
@@ -45,14 +47,6 @@ done < "$KERNEL_ENV"
 if [ -z "$KERNEL_RELEASE" ] || [ ! -f "$MOD_DEVICE_DAX" ] || [ ! -f "$MOD_DAX_HMEM" ]; then
     die "$KERNEL_ENV names no kernel release or dax modules"
 fi
-# qemu_fw_cfg (the test's plan arrives as a fw_cfg file) is not in the
-# kernel description: it lives in drivers/firmware beside drivers/dax.
-mod_fw_cfg=
-for f in "$(dirname "$MOD_DEVICE_DAX")"/../firmware/qemu_fw_cfg.ko*; do
-    [ -f "$f" ] && mod_fw_cfg=$(readlink -f "$f")
-done
-[ -n "$mod_fw_cfg" ] || die "qemu_fw_cfg module not found beside $MOD_DEVICE_DAX"
-
 # Firmware the L2 QEMU loads: -accel qtest runs no code, but the machine
 # still loads its BIOS image and, for the APIC of TCG and qtest, the vapic
 # option ROM (q35 with -nodefaults needs nothing else).
@@ -74,12 +68,11 @@ mkdir -p "$out"
 root=$(mktemp -d "$out/hostvm-initramfs.XXXXXX")
 trap 'rm -rf "$root"' EXIT
 initramfs_base "$root" "$here/init.sh"
-gcc -static -O2 -Wall -o "$root/bin/qtestfw" "$here/qtestfw.c"
+gcc -static -O2 -Wall -o "$root/bin/daxhex" "$here/daxhex.c"
 
 mdir=$root/lib/modules/$KERNEL_RELEASE/kernel/drivers
 initramfs_module "$MOD_DEVICE_DAX" "$mdir/device_dax.ko"
 initramfs_module "$MOD_DAX_HMEM" "$mdir/dax_hmem.ko"
-initramfs_module "$mod_fw_cfg" "$mdir/qemu_fw_cfg.ko"
 
 mkdir -p "$root/opt/qemu/qemu-bundle/usr/local/share/qemu"
 strip -o "$root/opt/qemu/qemu-system-x86_64" "$qemu"

@@ -5,9 +5,10 @@ L1 boots Debian's 6.12 kernel under TCG with an spm-memory device of its
 own, which it sees as /dev/dax0.0 (dax_hmem + device_dax, no kmem), a
 second NUMA node and hugepages. Its initramfs (guest/hostvm/mkinitramfs.sh)
 holds our QEMU; L1 runs it as a second-level VM (L2) under -accel qtest,
-driven by guest/hostvm/qtestfw.c, once per variant of this file's plan: an
-spm-memory device in L2 backed by /dev/dax0.0, by RAM bound to L1's node 1,
-by hugepages (memfd and hugetlbfs), and configurations QEMU must refuse.
+once per variant of this file, whose qtest and QMP this test drives over
+L1's virtio-serial ports (spmtest.hostvm): an spm-memory device in L2
+backed by /dev/dax0.0, by RAM bound to L1's node 1, by hugepages (memfd
+and hugetlbfs), and configurations QEMU must refuse.
 
 Each variant's L2 firmware tables (etc/e820, SRAT), device address, memory
 contents and L1's view of the memory (dax file, numa_maps, smaps, hugepage
@@ -151,41 +152,41 @@ def _seed(v):
     return VARIANTS.index(v) + 1
 
 
-def plan_text():
-    """The plan L1 runs (guest/hostvm/init.sh): hugepages, then variants."""
-    lines = [f"hugepages {HUGEPAGES_NODE} {HUGEPAGES}"]
-    for v in VARIANTS:
-        opts = ["--seed", str(_seed(v))]
-        for off in v.writes:
-            opts += ["--write", f"{off:#x}:{WRITE_LEN}"]
-        if "dax" in v.checks:
-            opts += ["--dax", DAX]
-        words = ["variant", v.name] + opts + ["--"] + v.qemu_args()
-        assert all(w and not re.search(r"\s", w) for w in words)
-        lines.append(" ".join(words))
-    return "\n".join(lines) + "\n"
+class L1:
+    """What one boot of L1 showed: .info and .hugepages (Sections of its
+    /init's answers), .runs (variant name -> spmtest.hostvm.Run)."""
 
 
 @pytest.fixture(scope="module")
 def l1():
-    """Boot L1 once with the whole plan; its parsed console."""
-    log = os.path.join(LOGDIR, "console.log")
+    """Boot L1 once, reserve its hugepages and run every variant in it."""
+    console = os.path.join(LOGDIR, "console.log")
+    ctl = os.path.join(LOGDIR, "ctl.log")
+    out = L1()
     try:
-        report, secs = hostvm.boot(plan_text(), log)
+        with hostvm.HostVM(console, ctl) as vm:
+            out.info = vm.info
+            out.hugepages = vm.request(f"hugepages {HUGEPAGES_NODE} {HUGEPAGES}")
+            out.runs = {}
+            for v in VARIANTS:
+                writes = [(off, pattern(off, WRITE_LEN, _seed(v))) for off in v.writes]
+                out.runs[v.name] = vm.run(v.qemu_args(), writes=writes,
+                                          dax="dax" in v.checks, addr=v.expected_addr)
+            boot = vm.boot_seconds
     except RuntimeError as e:
         pytest.fail(str(e), pytrace=False)
-    per_variant = ", ".join(f"{n} {s.ms} ms" for n, s in report.variants.items())
-    print(f"\nhostvm: {secs:.1f} s in all; L1 up at {report.host.one('uptime_ms')} ms, "
-          f"{len(report.variants)} variants: {per_variant}; console in {log}")
-    return report
+    per_variant = ", ".join(f"{n} {r.seconds:.1f} s" for n, r in out.runs.items())
+    print(f"\nhostvm: L1 up in {boot:.1f} s (uptime {out.info.one('uptime_ms')} ms at "
+          f"/init), {len(out.runs)} variants: {per_variant}; logs in {LOGDIR}")
+    return out
 
 
 def test_host_vm(l1):
     """L1 has its spm-memory as /dev/dax0.0 on device_dax, node 1, and the
-    hugepages the plan asked for."""
-    mods = {fields(m)["name"]: fields(m)["status"] for m in l1.host.all("module")}
-    assert mods == {"qemu_fw_cfg": "ok", "device_dax": "ok", "dax_hmem": "ok"}
-    dax = [fields(d) for d in l1.host.all("dax")]
+    hugepages the test asked for."""
+    mods = {fields(m)["name"]: fields(m)["status"] for m in l1.info.all("module")}
+    assert mods == {"device_dax": "ok", "dax_hmem": "ok"}
+    dax = [fields(d) for d in l1.info.all("dax")]
     assert len(dax) == 1, dax
     d = dax[0]
     assert d["name"] == "dax0.0"
@@ -195,22 +196,23 @@ def test_host_vm(l1):
     assert d["driver"] == "device_dax"
     assert d["dev"] == DAX
     lo, hi = L1_SPM_ADDR, L1_SPM_ADDR + L1_SPM_SIZE - 1
-    iomem = [line.strip() for line in l1.host.all("iomem")]
+    iomem = [line.strip() for line in l1.info.all("iomem")]
     assert f"{lo:x}-{hi:x} : Soft Reserved" in iomem
     assert f"{lo:x}-{hi:x} : dax0.0" in iomem
-    assert fields(l1.host.one("hugepages"))["got"] == str(HUGEPAGES)
-    assert set(l1.variants) == {v.name for v in VARIANTS}
+    assert fields(l1.hugepages.one("hugepages"))["got"] == str(HUGEPAGES)
+    assert set(l1.runs) == {v.name for v in VARIANTS}
 
 
-def _check_tables(v, out):
+def _check_tables(v, run):
     """L2's etc/e820 and SRAT describe exactly the device asked for."""
     addr, end = v.expected_addr, v.expected_addr + v.size
-    e820 = fwcfg.e820(bytes.fromhex(out.one("e820")))
+    e820 = fwcfg.e820(run.e820)
     assert [(a, n) for a, n, t in e820 if t == SOFT_RESERVED] == [(addr, v.size)]
     for a, n, t in e820:
         assert t == SOFT_RESERVED or a + n <= addr or a >= end, \
             f"E820 entry {a:#x}+{n:#x} type {t:#x} overlaps the device"
-    srat = fwcfg.srat_memory(bytes.fromhex(out.one("srat")))
+    srat = fwcfg.srat_memory(run.acpi)
+    assert srat is not None, "no SRAT in etc/acpi/tables"
     assert (addr, v.size, v.node, SRAT_ENABLED) in srat, srat
     for base, length, pxm, flags in srat:
         if (base, length, pxm, flags) != (addr, v.size, v.node, SRAT_ENABLED):
@@ -218,52 +220,43 @@ def _check_tables(v, out):
                 f"SRAT entry PXM {pxm} {base:#x}+{length:#x} overlaps the device"
 
 
-def _check_qmp(v, out):
-    dev = fields(out.one("device"))
-    assert int(dev["memaddr"], 16) == v.expected_addr
-    assert int(dev["size"], 16) == v.size
-    assert dev["memdev"] == "d"
-    mdevs = out.one("qmp-memory-devices")
-    assert f'"node": {v.node}' in mdevs and '"type": "spm-memory"' in mdevs
+def _check_qmp(v, run):
+    dev = run.device()
+    assert dev["memaddr"] == v.expected_addr
+    assert dev["size"] == v.size
+    assert dev["memdev"] == "/objects/d"
+    assert dev["node"] == v.node
 
 
-def _check_writes(v, out):
-    """Each write read back through qtest (and, for dax, from /dev/dax0.0 in
-    L1) is the pattern, computed here from its definition."""
-    writes = [fields(w) for w in out.all("write")]
-    assert [int(w["off"], 16) for w in writes] == list(v.writes)
-    for w in writes:
-        off = int(w["off"], 16)
-        data = pattern(off, WRITE_LEN, _seed(v))
-        want = f"0x{fnv1a64(data):016x}"
-        assert int(w["len"]) == WRITE_LEN
-        assert int(w["gpa"], 16) == v.expected_addr + off
-        assert w["qtest"] == want, f"qtest read back other data at {off:#x}"
-        assert w["qtest_head"] == data[:16].hex()
+def _check_writes(v, run):
+    """The pattern (computed here from its definition), written through
+    qtest at the device's expected guest address + offset, reads back
+    through qtest and, for dax, from /dev/dax0.0 in L1 at the same offset."""
+    assert [w.off for w in run.writes] == list(v.writes)
+    for w in run.writes:
+        data = pattern(w.off, WRITE_LEN, _seed(v))
+        want = f"{fnv1a64(data):#018x}"
+        assert w.gpa == v.expected_addr + w.off
+        assert w.data == data
+        assert w.qtest == data, \
+            f"qtest read back other data at {w.off:#x}: FNV {fnv1a64(w.qtest):#018x}, " \
+            f"written {want}"
         if "dax" in v.checks:
-            assert w["dax"] == want, f"{DAX} holds other data at {off:#x}"
-            assert w["dax_head"] == data[:16].hex()
+            assert w.dax == data, \
+                f"{DAX} holds other data at {w.off:#x}: FNV {fnv1a64(w.dax):#018x}, " \
+                f"written {want}"
 
 
-def _block_vmas(v, out):
+def _block_vmas(v, run):
     """[(start, end, numa_maps line, {smaps key: value})] of L2's mappings
     of the device's RAM block; they must cover it without a gap."""
-    hva = int(out.one("hva"), 16)
-    vmas = []
-    for key, value in out.lines:
-        if key == "vma":
-            lo, hi = (int(x, 16) for x in value.split("-"))
-            vmas.append([lo, hi, None, {}])
-        elif key == "numa_maps" and vmas:
-            vmas[-1][2] = value
-        elif key == "smaps" and vmas:
-            k, _, val = value.partition(":")
-            vmas[-1][3][k] = val.strip()
+    hva = run.hva("d")
+    vmas = run.mappings(hva, hva + v.size)
     assert vmas, "no mapping of the RAM block"
     assert vmas[0][0] <= hva and vmas[-1][1] >= hva + v.size
     for a, b in zip(vmas, vmas[1:]):
         assert a[1] == b[0], "mappings of the RAM block are not contiguous"
-    return [tuple(m) for m in vmas]
+    return vmas
 
 
 def _node_pages(numa_maps):
@@ -273,67 +266,67 @@ def _node_pages(numa_maps):
     return pages, kb * KiB
 
 
-def _check_bind(v, out):
+def _check_bind(v, run):
     """(b): the backend's memory is bound to L1's node 1 and all there (L1's
     kernel says so; QEMU's query-memdev too)."""
     total = 0
-    for lo, hi, numa_maps, smaps in _block_vmas(v, out):
+    for lo, hi, numa_maps, smaps in _block_vmas(v, run):
         assert " bind:1 " in numa_maps, numa_maps
         pages, psize = _node_pages(numa_maps)
         assert set(pages) == {1}, f"pages outside node 1: {numa_maps}"
         total += pages[1] * psize
     assert total == v.size, f"{total} bytes on node 1, {v.size} preallocated"
-    memdev = out.one("qmp-memdev")
-    assert '"host-nodes": [1]' in memdev and '"policy": "bind"' in memdev
+    memdev = [m for m in run.memdev if m.get("id") == "d"]
+    assert len(memdev) == 1, run.memdev
+    assert memdev[0]["host-nodes"] == [1] and memdev[0]["policy"] == "bind", memdev
 
 
-def _check_hugepages(v, out):
+def _check_hugepages(v, run):
     """(c): the backend is made of L1's 2 MiB hugepages: its mappings have
     2 MiB kernel pages, and L1's free hugepages dropped by its size (L1's
     kernel says so; QEMU's RAM block page size too)."""
-    for lo, hi, numa_maps, smaps in _block_vmas(v, out):
+    for lo, hi, numa_maps, smaps in _block_vmas(v, run):
         assert smaps["KernelPageSize"] == "2048 kB"
         assert " huge " in numa_maps, numa_maps
         pages, psize = _node_pages(numa_maps)
         assert psize == 2 * MiB and sum(pages.values()) * psize == hi - lo
     used = v.size // (2 * MiB)
     meminfo = {line.split(":")[0]: int(line.split()[1])
-               for line in out.all("meminfo") if line.startswith("HugePages_")}
+               for line in run.proc.all("meminfo") if line.startswith("HugePages_")}
     assert meminfo["HugePages_Total"] == HUGEPAGES
     assert meminfo["HugePages_Free"] == HUGEPAGES - used
-    node = [fields(n) for n in out.all("node-hugepages")
+    node = [fields(n) for n in run.proc.all("node-hugepages")
             if fields(n)["node"] == str(HUGEPAGES_NODE)][0]
     assert int(node["free"]) == HUGEPAGES - used
-    block = [r for r in out.all("ramblock") if r.split()[0] == "d"]
-    assert len(block) == 1 and block[0].split()[1:3] == ["2", "MiB"], block
+    assert run.ramblock("d")[1:3] == ["2", "MiB"], run.ramblock("d")
 
 
-def _check_dax_mapping(v, out):
+def _check_dax_mapping(v, run):
     """(a): L2 maps /dev/dax0.0 itself, in 2 MiB pages."""
-    for lo, hi, numa_maps, smaps in _block_vmas(v, out):
+    for lo, hi, numa_maps, smaps in _block_vmas(v, run):
         assert f"file={DAX}" in numa_maps, numa_maps
         assert smaps["KernelPageSize"] == "2048 kB"
 
 
 @pytest.mark.parametrize("v", VARIANTS, ids=[v.name for v in VARIANTS])
 def test_variant(l1, v):
-    out = l1.variants[v.name]
-    assert out.rc == 0, "qtestfw failed: " + "; ".join(out.all("result"))
-    stderr = out.all("stderr")
+    run = l1.runs[v.name]
+    if run.error:
+        pytest.fail(f"talking to QEMU in L1: {run.error}", pytrace=False)
     if v.refusal:
-        assert out.one("exit") == "status=1"
-        assert out.one("result") == "refused"
-        assert v.refusal in stderr, stderr
+        assert run.refused, "QEMU started"
+        assert run.status == 1
+        assert v.refusal in run.stderr, run.stderr
         return
-    assert out.one("result") == "ok", stderr
-    assert out.one("exit") == "status=0"
-    assert stderr == [], "QEMU warned"
-    _check_tables(v, out)
-    _check_writes(v, out)
-    _check_qmp(v, out)
+    assert not run.refused, run.stderr
+    assert run.status == 0
+    assert run.stderr == [], "QEMU warned"
+    _check_tables(v, run)
+    _check_writes(v, run)
+    _check_qmp(v, run)
     if "dax" in v.checks:
-        _check_dax_mapping(v, out)
+        _check_dax_mapping(v, run)
     if "bind" in v.checks:
-        _check_bind(v, out)
+        _check_bind(v, run)
     if "hugepages" in v.checks:
-        _check_hugepages(v, out)
+        _check_hugepages(v, run)
