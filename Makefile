@@ -114,6 +114,15 @@ $(HOSTVM): $(QB)/qemu-system-x86_64 $(GB)/kernel-6.12.env $(SEABIOS_BIN) \
 	@guest/hostvm/mkinitramfs.sh $(QB)/qemu-system-x86_64 > /dev/null
 hostvm: $(HOSTVM)
 
+# libvirt 11.3.x, Debian 13's source, for the native model (issue 22; not a
+# stage of check yet): fetched and verified once, then the smallest build
+# with the QEMU driver, its daemons, virsh and its unit tests (ccache on).
+.PHONY: libvirt-source libvirt-build
+libvirt-source: deps
+	@setup/fetch-libvirt.sh
+libvirt-build: libvirt-source
+	@setup/build-libvirt.sh
+
 # --- tests -------------------------------------------------------------------
 
 # every stage, one summary (tests/check.sh; CHECK_STAGES selects stages)

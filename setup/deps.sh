@@ -46,6 +46,10 @@ pkgs=(
     debootstrap
     # make bench: the report's plot
     python3-matplotlib
+    # make libvirt-build (setup/build-libvirt.sh): libvirt 11.3 with its QEMU
+    # driver, daemons, virsh and unit tests
+    libxml2-dev libxml2-utils xsltproc libgnutls28-dev libjson-c-dev
+    libtirpc-dev libnl-3-dev libnl-route-3-dev
 )
 MESON_MIN=1.5
 QEMU_USER=libvirt-qemu          # Debian libvirt's compiled-in QEMU user
