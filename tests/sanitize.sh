@@ -32,31 +32,35 @@ export ASAN_OPTIONS=detect_leaks=1:halt_on_error=0:print_summary=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=0
 export LSAN_OPTIONS=suppressions=$here/lsan.supp:print_suppressions=0
 
-echo "== spm-memory-test on the sanitized build"
-# Full stacks at allocation here, so that the suppressions can match QEMU
-# frames.
-ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0" \
-    RESULTS_DIR=$results "$here/run-qtests.sh" -C "$out" --logbase sanitize-qtests \
-    spm-memory-test
-t_rc=$?
-mv "$BUILD/logs/sanitize-qtests".* "$logs/" 2>/dev/null
-
-echo "== fuzz slice on the sanitized build"
+# The fuzz slice (one QEMU at a time) runs beside spm-memory-test (one
+# qtest and its QEMU at a time): two cores.
+echo "== fuzz slice on the sanitized build (in the background, $logs/fuzz.log)"
 # Randomized configurations, each started or refused by the sanitized QEMU
 # (qtest accelerator): the fuzzer fails a case on any sanitizer report in
 # QEMU's stderr, and on any difference from its model. This reaches the
 # device's error paths, placement and table building with many more
 # configurations than one guest boot, in a fraction of the time; guests
 # themselves run on the normal build (the guest stage).
-# Full stacks at allocation too, for the suppressions (QEMU 10.0's own
-# leak with reserve=off is reached from many configurations).
+# Full stacks at allocation (slower: DWARF unwinding at every malloc), so
+# that the suppressions can match QEMU frames: QEMU 10.0's own leak with
+# reserve=off is reached from many configurations.
 (cd "$here/.." && ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0" \
     timeout -k 10 900 /usr/bin/python3 -m tests.fuzz.spm_fuzz \
     --qemu "$out/qemu-system-x86_64" --count "${SANITIZE_FUZZ_COUNT:-60}" \
     --seed 20261205 --time-limit 600 --tap "$results/sanitize-fuzz.tap") \
-    > "$logs/fuzz.log" 2>&1
+    > "$logs/fuzz.log" 2>&1 &
+fuzz_pid=$!
+
+echo "== spm-memory-test on the sanitized build"
+ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0" \
+    RESULTS_DIR=$results "$here/run-qtests.sh" -C "$out" --logbase sanitize-qtests \
+    spm-memory-test
+t_rc=$?
+mv "$BUILD/logs/sanitize-qtests".* "$logs/" 2>/dev/null
+
+wait $fuzz_pid
 f_rc=$?
-tail -1 "$logs/fuzz.log" | sed 's/^/  /'
+echo "== fuzz slice: $(tail -1 "$logs/fuzz.log")"
 
 # Any sanitizer report in any log (a test that passed may still have one in
 # a QEMU's stderr).

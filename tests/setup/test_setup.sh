@@ -32,14 +32,17 @@
 # RESULTS_DIR/setup-SUITE.tap (make check), else in $BUILD/logs/setup-SUITE/;
 # last line: "setup-SUITE: N passed, M failed".
 #
-# Cached under $BUILD/setup-SUITE: base/ is the debootstrap'd root (made
-# again only when the release, the URIs or the base recipe change); root/ is
-# a copy of it with the set-up applied, reused while setup/deps.sh,
-# apt-setup.sh and lib.sh are unchanged (SPM_SETUP_FRESH=1: always a fresh
-# copy). Downloads the host already has (.debs and sources in $BUILD/dl, the
-# private apt lists) are hard-linked or copied in first; apt verifies them
-# against the root's own indexes and fetches only what is missing. The
-# root's /var/cache/apt/archives is kept in $BUILD/setup-SUITE/archives.
+# Cached: the debootstrap'd root (base/, made again only when the release,
+# the URIs or the base recipe change) and the root's /var/cache/apt/archives
+# (archives/) are kept per user, like ccache, in
+# ${SPM_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/spm-memory}/setup-SUITE, so
+# that a fresh clone does not debootstrap and download them again; root/,
+# in $BUILD/setup-SUITE, is a copy of base/ with the set-up applied, reused
+# while setup/deps.sh, apt-setup.sh and lib.sh are unchanged
+# (SPM_SETUP_FRESH=1: always a fresh copy), so a fresh clone runs the whole
+# set-up. Downloads the host already has (.debs and sources in $BUILD/dl,
+# the private apt lists) are hard-linked or copied in first; apt verifies
+# them against the root's own indexes and fetches only what is missing.
 set -uo pipefail
 BUILD=${BUILD:?}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -54,11 +57,12 @@ case "$variant" in
 esac
 name=setup-$variant
 top=$BUILD/$name
-base=$top/base
+cache=${SPM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/spm-memory}/$name
+base=$cache/base
 R=$top/root
-archives=$top/archives
+archives=$cache/archives
 logs=$BUILD/logs/$name
-mkdir -p "$top" "$archives" "$logs"
+mkdir -p "$top" "$cache" "$archives" "$logs"
 rm -f "$logs"/*.log "$logs"/*.out
 passed=0 failed=0
 t_start=$(date +%s)
