@@ -84,7 +84,13 @@ for s in $stages; do
     results=("$RESULTS_DIR"/*)
     [ -e "${results[0]}" ] || results=()
     counts=$(/usr/bin/python3 -m tests.results "${results[@]}")
+    results_rc=$?
     read -r p _ f _ k _ <<< "$(head -1 <<< "$counts")"
+    p=${p:-0} f=${f:-0} k=${k:-0}
+    if [ "$results_rc" != 0 ] && [ "${#results[@]}" != 0 ]; then
+        echo "check: stage $s left a result that cannot be read (see above)"
+        f=$((f + 1))
+    fi
     if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
         echo "check: stage $s exited with status $rc"
         f=1
@@ -98,6 +104,5 @@ for s in $stages; do
     passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + k))
     echo "-- $s: $p passed, $f failed, $k skipped in $(( $(date +%s) - t0 ))s"
 done
-echo "check: $passed passed, $failed failed, $skipped skipped in $(( $(date +%s) - t_all ))s" \
-     "${bad[*]:+(failed: ${bad[*]})}"
+echo "check: $passed passed, $failed failed, $skipped skipped in $(( $(date +%s) - t_all ))s${bad[*]:+ (failed: ${bad[*]})}"
 [ ${#bad[@]} = 0 ]
