@@ -96,7 +96,7 @@ for s in $stages; do
         f=1
     fi
     if [ $((p + f)) = 0 ]; then
-        echo "check: stage $s ran no test (no result in $RESULTS_DIR)"
+        echo "check: stage $s: no test passed or failed ($k skipped; results in $RESULTS_DIR)"
         f=1
     fi
     tail -n +2 <<< "$counts" | head -20

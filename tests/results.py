@@ -15,7 +15,8 @@ meson JSON (one object per line): each test's stdout read as TAP, and a
 test that meson did not call OK, SKIP or EXPECTEDFAIL (a crash, a timeout,
 a non-zero exit) is a failure even if its TAP shows none: meson's own JUnit
 file lists only the cases a killed test reported, as passed.
-TAP: "ok" / "not ok" lines ("# SKIP" skipped, "# TODO" not counted); a
+TAP: "ok" / "not ok" lines ("ok ... # SKIP" skipped, "# TODO" not
+counted, "not ok" failed whatever its directive); a
 plan ("1..N") with fewer results than N counts the missing ones as
 failed, and "Bail out!" is a failure.
 """
@@ -70,12 +71,12 @@ def tap(path, text=None):
         directive = (m.group(5) or "").upper()
         if directive == "TODO":
             continue
-        if directive == "SKIP":
-            skipped += 1
-        elif m.group(1) == "ok":
-            passed += 1
-        else:
+        if m.group(1) == "not ok":      # also "not ok ... # SKIP", as meson
             failed.append(m.group(3).strip() or f"{path} #{m.group(2)}")
+        elif directive.startswith("SKIP"):
+            skipped += 1
+        else:
+            passed += 1
     if plan is not None and seen < plan:
         failed += [f"{path}: {plan - seen} of {plan} planned tests did not report"]
     return passed, failed, skipped
@@ -88,7 +89,7 @@ def meson_json(path):
             if not line.strip():
                 continue
             t = json.loads(line)
-            p, fl, sk = tap(t["name"], t.get("stdout", ""))
+            p, fl, sk = tap(t["name"], t.get("stdout") or "")
             if t["result"] not in ("OK", "SKIP", "EXPECTEDFAIL") and not fl:
                 fl = [f"{t['name']}: {t['result']}, exit status {t.get('returncode')}"]
             if t["result"] == "SKIP" and p + sk + len(fl) == 0:

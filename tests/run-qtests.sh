@@ -7,8 +7,8 @@
 # ASAN_OPTIONS) passes through to the tests. meson writes its JSON log (each
 # test's result and TAP stream; tests/results.py reads it) and its text log;
 # this copies them to $BUILD/logs/NAME.json and NAME.txt (NAME: --logbase,
-# default qtests), or the JSON to RESULTS_DIR if set (make check), and
-# prints meson's summary.
+# default qtests), and the JSON to RESULTS_DIR too if set (make check), and
+# prints meson's summary. Without a JSON log it fails.
 set -uo pipefail
 BUILD=${BUILD:?}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,8 +20,10 @@ while [ $# -gt 0 ]; do
         *) break ;;
     esac
 done
+[ $# -gt 0 ] || { echo "run-qtests: name the tests to run" >&2; exit 2; }
 logs="$BUILD/logs"
 mkdir -p "$logs"
+shopt -s nullglob
 meson=meson
 [ ! -x "$out/pyvenv/bin/meson" ] || meson=$out/pyvenv/bin/meson
 rm -f "$out/meson-logs/$logbase"*
@@ -31,6 +33,7 @@ rm -f "$out/meson-logs/$logbase"*
     "${@/#/qtest-x86_64/}" > "$logs/$logbase.meson.log" 2>&1
 rc=$?
 # meson names the files after the log base and the wrapper
+rm -f "$logs/$logbase.json"
 for f in "$out/meson-logs/$logbase"*.json; do
     cp "$f" "$logs/$logbase.json"
     [ -z "${RESULTS_DIR:-}" ] || cp "$f" "$RESULTS_DIR/$logbase.json"
@@ -39,5 +42,9 @@ for f in "$out/meson-logs/$logbase"*.txt; do cp "$f" "$logs/$logbase.txt"; done
 grep -E '^ *[0-9]+/[0-9]+ |^(Ok|Fail|Skipped|Timeout|Expected Fail|Unexpected Pass): ' \
     "$logs/$logbase.meson.log"
 [ $rc = 0 ] || grep -E '^(not ok|Bail out)|ERROR|assertion' "$logs/$logbase.meson.log" | head -20
+if [ ! -s "$logs/$logbase.json" ]; then
+    echo "run-qtests: meson test left no JSON log (see $logs/$logbase.meson.log)"
+    exit 1
+fi
 echo "logs: $logs/$logbase.txt, results: $logs/$logbase.json"
 exit $rc

@@ -50,6 +50,7 @@ echo "== fuzz slice on the sanitized build (in the background, $logs/fuzz.log)"
     --seed 20261205 --time-limit 600 --tap "$results/sanitize-fuzz.tap") \
     > "$logs/fuzz.log" 2>&1 &
 fuzz_pid=$!
+trap 'kill $fuzz_pid 2>/dev/null; tap_close' EXIT
 
 echo "== spm-memory-test on the sanitized build"
 ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0" \
@@ -57,6 +58,8 @@ ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0" \
     spm-memory-test
 t_rc=$?
 mv "$BUILD/logs/sanitize-qtests".* "$logs/" 2>/dev/null
+# the scan below needs the test's log (QEMU's stderr is in it)
+[ -s "$logs/sanitize-qtests.json" ] || { tap_fail "spm-memory-test left a log to scan"; t_rc=1; }
 
 wait $fuzz_pid
 f_rc=$?
