@@ -18,13 +18,7 @@ apt_require
 series=${LIBVIRT_SERIES:-11.3}
 mkdir -p "$BUILD/dl" "$BUILD/src"
 
-# newest source version with upstream version >= SERIES and < SERIES+0.1
-next=${series%.*}.$((${series##*.} + 1))
-ver=$(apt_private apt-cache showsrc libvirt 2>/dev/null |
-      awk '/^Package:/ {p = $2} /^Version:/ && p == "libvirt" {print $2}' |
-      while read -r v; do
-          version_ok "${v#*:}" ">=$series~" "<<$next~" && echo "$v" || true
-      done | newest_version)
+ver=$(newest_source_in_series libvirt "$series")
 if [ -z "$ver" ]; then
     echo "fetch-libvirt: no libvirt $series.x source package known to apt (deb-src of $APT_DIR; setup/apt-setup.sh)" >&2
     exit 1

@@ -16,13 +16,7 @@ apt_require
 series=${QEMU_SERIES:-10.0}
 mkdir -p "$BUILD/dl" "$BUILD/src"
 
-# newest source version with upstream version >= SERIES and < SERIES+0.1
-next=${series%.*}.$((${series##*.} + 1))
-ver=$(apt_private apt-cache showsrc qemu 2>/dev/null |
-      awk '/^Version:/ {print $2}' |
-      while read -r v; do
-          version_ok "${v#*:}" ">=$series~" "<<$next~" && echo "$v" || true
-      done | newest_version)
+ver=$(newest_source_in_series qemu "$series")
 if [ -z "$ver" ]; then
     echo "fetch-qemu: no QEMU $series.x source package known to apt (deb-src of $APT_DIR; setup/apt-setup.sh)" >&2
     exit 1

@@ -133,6 +133,19 @@ newest_version() {
     [ -z "$best" ] || echo "$best"
 }
 
+# newest_source_in_series PACKAGE SERIES: the newest version of source
+# package PACKAGE known to the private apt configuration whose upstream
+# version is in SERIES (e.g. 10.0: >= 10.0 and < 10.1); nothing if none is.
+newest_source_in_series() {
+    local pkg=$1 series=$2 next v
+    next=${series%.*}.$((${series##*.} + 1))
+    apt_private apt-cache showsrc "$pkg" 2>/dev/null |
+        awk -v pkg="$pkg" '/^Package:/ {p = $2} /^Version:/ && p == pkg {print $2}' |
+        while read -r v; do
+            version_ok "${v#*:}" ">=$series~" "<<$next~" && echo "$v" || true
+        done | newest_version
+}
+
 # offline_refuse WHAT: with SPM_OFFLINE=1 (set by the tests and the demo),
 # nothing is resolved, downloaded or built: fail and say which make target
 # prepares WHAT.
