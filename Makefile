@@ -24,6 +24,7 @@ BUILD    := $(CURDIR)/build
 export BUILD
 PATCHES  := $(CURDIR)/patches/qemu
 PREP     := $(CURDIR)/patches/qemu-build
+LVPATCHES := $(CURDIR)/patches/libvirt
 PYTHON   := /usr/bin/python3
 QB       := $(BUILD)/qemu-build
 ASAN     := $(BUILD)/qemu-build-asan
@@ -43,6 +44,8 @@ SEABIOS_BIN := $(BUILD)/seabios-out/bios-256k.bin
 INITRAMFS   := $(foreach k,$(GUEST_KERNELS),$(GB)/initramfs-$(k).cpio.gz)
 FIRMWARE    := $(GB)/firmware.env
 HOSTVM      := $(GB)/hostvm-initramfs.cpio.gz
+LVSOURCE_ENV := $(BUILD)/libvirt-source.env
+LVTREE      := $(BUILD)/libvirt/.git/spm-series
 
 .PHONY: all demo demo-host hostvm docs check check-qtests check-guest fuzz sanitize series \
         series-build bench bench-report deps source guest-deps tree qemu \
@@ -114,13 +117,19 @@ $(HOSTVM): $(QB)/qemu-system-x86_64 $(GB)/kernel-6.12.env $(SEABIOS_BIN) \
 	@guest/hostvm/mkinitramfs.sh $(QB)/qemu-system-x86_64 > /dev/null
 hostvm: $(HOSTVM)
 
-# libvirt 11.3.x, Debian 13's source, for the native model (issue 22; not a
-# stage of check yet): fetched and verified once, then the smallest build
-# with the QEMU driver, its daemons, virsh and its unit tests (ccache on).
-.PHONY: libvirt-source libvirt-build
+# libvirt 11.3.x, Debian 13's source, with patches/libvirt (the native
+# model, issue 22; not a stage of check yet): fetched and verified once, a
+# working tree like QEMU's (build/libvirt), then the smallest build with the
+# QEMU driver, its daemons, virsh and its unit tests (ccache on).
+.PHONY: libvirt-source libvirt-tree libvirt-build
+$(LVSOURCE_ENV): | deps
+	@setup/fetch-libvirt.sh
 libvirt-source: deps
 	@setup/fetch-libvirt.sh
-libvirt-build: libvirt-source
+$(LVTREE): $(LVSOURCE_ENV) $(LVPATCHES) $(wildcard $(LVPATCHES)/*.patch)
+	@PATCHES=$(LVPATCHES) setup/mktree.sh libvirt
+libvirt-tree: $(LVTREE)
+libvirt-build: $(LVTREE)
 	@setup/build-libvirt.sh
 
 # --- tests -------------------------------------------------------------------
@@ -179,9 +188,11 @@ demo-host: qemu guest-deps hostvm
 
 # --- the series --------------------------------------------------------------
 
-# Write the working tree's commits (base..HEAD) back to patches/qemu.
+# Write the working trees' commits (base..HEAD) back to patches/qemu and,
+# if there is a libvirt tree, patches/libvirt.
 export:
-	@PREP=$(PREP) setup/export-series.sh $(PATCHES)
+	@PREP=$(PREP) setup/export-series.sh qemu $(PATCHES)
+	@if [ -d $(BUILD)/libvirt/.git ]; then setup/export-series.sh libvirt $(LVPATCHES); fi
 
 clean:
 	rm -rf $(QB) $(ASAN) $(BUILD)/logs

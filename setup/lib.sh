@@ -1,11 +1,32 @@
 # Shared helpers for the build scripts (sourced).
 
-# series_id PREP_DIR SERIES_DIR: identifies the QEMU source version plus the
-# patches that make the working tree; mktree.sh and export-series.sh record
-# it in the tree to tell whether the tree matches patches/.
+# project_vars qemu|libvirt: the source that setup/fetch-PROJECT.sh
+# recorded in $BUILD/PROJECT-source.env, as name, src, version and
+# debian_version; untracked: paths of the source that upstream's git does
+# not track (mktree.sh keeps them out of the tree's history).
+project_vars() {
+    case "$1" in
+        qemu)    . "$BUILD/qemu-source.env"; name=QEMU src=$QEMU_SRC
+                 version=$QEMU_VERSION debian_version=$QEMU_DEBIAN_VERSION
+                 untracked=() ;;
+        # upstream's git has keycodemapdb as a submodule: tracked, its test
+        # files would fail libvirt's syntax-check
+        libvirt) . "$BUILD/libvirt-source.env"; name=libvirt src=$LIBVIRT_SRC
+                 version=$LIBVIRT_VERSION debian_version=$LIBVIRT_DEBIAN_VERSION
+                 untracked=(subprojects/keycodemapdb) ;;
+        *) echo "unknown project '$1' (qemu or libvirt)" >&2; return 1 ;;
+    esac
+}
+
+# series_id DEBIAN_VERSION PREP_DIR SERIES_DIR: identifies the source
+# version plus the patches that make a working tree (PREP_DIR may be
+# empty); mktree.sh and export-series.sh record it in the tree to tell
+# whether the tree matches patches/.
 series_id() {
-    { echo "$QEMU_DEBIAN_VERSION"
-      find "$1" "$2" -maxdepth 1 -name '*.patch' 2>/dev/null | sort | xargs -r cat; } |
+    local d dirs=()
+    for d in "$2" "$3"; do [ -n "$d" ] && dirs+=("$d"); done
+    { echo "$1"
+      find "${dirs[@]}" -maxdepth 1 -name '*.patch' 2>/dev/null | sort | xargs -r cat; } |
         sha256sum | cut -d' ' -f1
 }
 
