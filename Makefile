@@ -11,11 +11,13 @@
 #   qtests        qemu plus the qtests that check runs
 #   guest-deps    what guests boot: kernels, initramfs, OVMF, stock SeaBIOS
 #   hostvm        the initramfs of a guest that plays the host (with our QEMU)
+#   libvirt-tree libvirt-build   libvirt 11.3.0 + patches/libvirt (build/libvirt)
 # Tests, each also a stage of make check:
 #   check-qtests check-guest fuzz sanitize series docs
 # Also: series-build (every patch built and tested), demo-host (a dax device of a host through QEMU into a VM's tables),
-# bench bench-report (the benchmark), export (the working tree's
-# commits back to patches/qemu), clean, distclean. See README.md.
+# bench bench-report (the benchmark), export (the working trees'
+# commits back to patches/qemu and patches/libvirt), clean, distclean.
+# See README.md.
 #
 # Folders: setup/ set-up and builds, guest/ the guest image and its boot,
 # spmtest/ the Python package of the test side, tests/ the tests.
@@ -118,9 +120,9 @@ $(HOSTVM): $(QB)/qemu-system-x86_64 $(GB)/kernel-6.12.env $(SEABIOS_BIN) \
 hostvm: $(HOSTVM)
 
 # libvirt 11.3.x, Debian 13's source, with patches/libvirt (the native
-# model, issue 22; not a stage of check yet): fetched and verified once, a
-# working tree like QEMU's (build/libvirt), then the smallest build with the
-# QEMU driver, its daemons, virsh and its unit tests (ccache on).
+# sp-mem model): fetched and verified once, a working tree like QEMU's
+# (build/libvirt), then the smallest build with the QEMU driver, its
+# daemons, virsh and its unit tests (ccache on; setup/libvirt-env.sh).
 .PHONY: libvirt-source libvirt-tree libvirt-build
 $(LVSOURCE_ENV): | deps
 	@setup/fetch-libvirt.sh
@@ -135,7 +137,7 @@ libvirt-build: $(LVTREE)
 # --- tests -------------------------------------------------------------------
 
 # every stage, one summary (tests/check.sh; CHECK_STAGES selects stages)
-check: qtests guest-deps hostvm $(ASAN)/build.ninja $(DOCS)/build.ninja
+check: qtests guest-deps hostvm $(ASAN)/build.ninja $(DOCS)/build.ninja libvirt-build
 	@tests/check.sh $(QTESTS)
 
 check-qtests: qtests
@@ -195,7 +197,7 @@ export:
 	@if [ -d $(BUILD)/libvirt/.git ]; then setup/export-series.sh libvirt $(LVPATCHES); fi
 
 clean:
-	rm -rf $(QB) $(ASAN) $(BUILD)/logs
+	rm -rf $(QB) $(ASAN) $(BUILD)/libvirt-build $(BUILD)/logs
 
 # Also removes the working tree: run "make export" first.
 distclean:

@@ -1,51 +1,35 @@
 #!/bin/bash
-# setup/build-libvirt.sh [SOURCE-DIR [BUILD-DIR]] [-- NINJA-TARGET...]
+# setup/build-libvirt.sh [NINJA-TARGET...]
 #
-# Configure (once per change of this script) and build libvirt with the
-# smallest configuration that has the QEMU driver, its daemons (virtqemud
-# and libvirtd), virsh and the QEMU driver's unit tests; everything else
-# (docs, other hypervisor drivers, storage, network, nwfilter, secrets, ...)
-# is off. SOURCE-DIR defaults to the working tree $BUILD/libvirt if it
-# exists, else the pristine source setup/fetch-libvirt.sh unpacked;
-# BUILD-DIR to $BUILD/libvirt-build. ccache is on (meson uses it when it is
-# installed), with the same base directory as the QEMU builds so that a
-# fresh clone in another directory hits the cache. Builds run under
-# "nice -n 19": the machine is shared with timing-sensitive tests.
+# Configure (once per change of this script) and build libvirt from the
+# working tree $BUILD/libvirt (setup/mktree.sh libvirt: Debian 13's 11.3.0
+# plus patches/libvirt) into $BUILD/libvirt-build, with the smallest
+# configuration that has the QEMU driver, its daemons (virtqemud and
+# libvirtd), virsh and the QEMU driver's unit tests; everything else (docs,
+# other hypervisor drivers, storage, network, nwfilter, secrets, ...) is
+# off. It runs under setup/libvirt-env.sh, which mounts $BUILD at one fixed
+# path so that ccache serves every clone (libvirt compiles its absolute
+# paths into its objects); so must every command that uses the build
+# directory. Builds run under "nice -n 19".
 #
 # Without NINJA-TARGETs it builds the default targets of this configuration
 # (the libraries, daemons, virsh and every test program and mock library of
 # the drivers that are on) plus the few generated files libvirt's own source
-# checks read; then "meson test -C BUILD-DIR --no-rebuild" runs all tests of
-# the configuration, "... qemuxmlconftest qemuxmlactivetest
-# qemucapabilitiestest" the QEMU driver's, "... --suite syntax-check"
-# libvirt's source checks (only when the source is a git tree). Run them
-# with PYTEST_ADDOPTS='-p no:cacheprovider' PYTHONDONTWRITEBYTECODE=1, or
-# rpcgen-pytest writes a .pytest_cache into the source tree. Prints
-# nothing on stdout.
+# checks read; then, under setup/libvirt-env.sh, "meson test -C
+# $BUILD/libvirt-build --no-rebuild" runs all tests of the configuration,
+# "... qemuxmlconftest ..." one, "... --suite syntax-check" libvirt's
+# source checks. Run them with PYTEST_ADDOPTS='-p no:cacheprovider'
+# PYTHONDONTWRITEBYTECODE=1, or rpcgen-pytest writes a .pytest_cache into
+# the source tree. Prints nothing on stdout.
 set -euo pipefail
 BUILD=${BUILD:?}
+here=$(cd "$(dirname "$0")" && pwd)
+[ "${SPM_LIBVIRT_ENV:-}" = 1 ] || exec "$here/libvirt-env.sh" "$here/build-libvirt.sh" "$@"
 
-targets=()
-args=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --) shift; targets=("$@"); break ;;
-        *) args+=("$1"); shift ;;
-    esac
-done
-if [ ${#args[@]} -ge 1 ]; then
-    src=${args[0]}
-elif [ -d "$BUILD/libvirt/.git" ]; then
-    src=$BUILD/libvirt
-else
-    [ -f "$BUILD/libvirt-source.env" ] ||
-        { echo "build-libvirt: no libvirt source: run setup/fetch-libvirt.sh (make libvirt-source)" >&2; exit 1; }
-    . "$BUILD/libvirt-source.env"
-    src=$LIBVIRT_SRC
-fi
-out=${args[1]:-$BUILD/libvirt-build}
-[ -f "$src/meson.build" ] || { echo "build-libvirt: $src is not a libvirt source tree" >&2; exit 1; }
-src=$(cd "$src" && pwd)
+targets=("$@")
+src=$BUILD/libvirt out=$BUILD/libvirt-build
+[ -f "$src/meson.build" ] ||
+    { echo "build-libvirt: no libvirt working tree in $src: run make libvirt-tree" >&2; exit 1; }
 
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$(dirname "$BUILD")}
 export CCACHE_NOHASHDIR=true
@@ -66,8 +50,11 @@ export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
 # -Dsystem=false with the default /usr/local prefix: the build is run from
 # its directory, never installed. Warnings are not errors (git_werror is
 # for libvirt's own git checkouts; the tree here is a git tree too).
+# -O0 without debug information: the build is for tests, and compiles in
+# about half the time of libvirt's default -O2 -g.
 opts=(
-    --buildtype=debugoptimized
+    -Doptimization=0
+    -Ddebug=false
     -Dauto_features=disabled
     -Ddriver_qemu=enabled
     -Ddriver_libvirtd=enabled

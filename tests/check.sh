@@ -6,7 +6,11 @@
 #   hostvm    a Linux guest as the host: spm-memory backed by its /dev/dax0.0,
 #             by RAM bound to its node 1, by its hugepages (tests/hostvm)
 #   fuzz      a slice of the randomized configurations (tests/fuzz)
-#   libvirt   a real libvirtd runs examples/spm-memory-libvirt.xml (tests/libvirt)
+#   libvirt-series  libvirt's own unit tests and syntax-check of the
+#             patched libvirt (tests/run-libvirt-tests.sh)
+#   libvirt   real libvirt daemons: Debian's libvirtd runs the passthrough
+#             example examples/spm-memory-libvirt.xml, the patched virtqemud
+#             the native model (tests/libvirt)
 #   sanitize  ASan+UBSan build: spm-memory-test and a fuzz slice
 #   setup     the set-up on Debian 13 in a debootstrap'd root (tests/setup/test_setup.sh)
 #   series    the QEMU series with cover letter, checkpatch-clean (setup/series.sh)
@@ -25,10 +29,10 @@ root=$(dirname "$here")
 logs="$BUILD/logs"
 cd "$root"     # Python runs from here: the spmtest package and tests.* modules
 mkdir -p "$logs"
-stages=${CHECK_STAGES:-series docs qtests guest hostvm fuzz libvirt sanitize setup}
+stages=${CHECK_STAGES:-series docs qtests guest hostvm fuzz libvirt-series libvirt sanitize setup}
 QTESTS=("$@")
 
-known="series docs qtests guest hostvm fuzz libvirt sanitize setup"
+known="series docs qtests guest hostvm fuzz libvirt-series libvirt sanitize setup"
 for s in $stages; do
     case " $known " in
         *" $s "*) ;;
@@ -54,7 +58,12 @@ stage() {
                   tap_check "QEMU's manual with the spm-memory page (Sphinx, warnings are errors)" \
                       ninja -C "$BUILD/qemu-docs" sphinxdocs
                   tap_close ;;
-        libvirt)  pytest tests/libvirt ;;
+        libvirt-series) "$here/run-libvirt-tests.sh" ;;
+        # the patched libvirt's build directory exists only under
+        # setup/libvirt-env.sh (it mounts $BUILD at a fixed path)
+        libvirt)  "$root/setup/libvirt-env.sh" /usr/bin/python3 -m pytest -q \
+                      -p no:cacheprovider --junitxml="$RESULTS_DIR/pytest.xml" \
+                      tests/libvirt ;;
         setup)    "$root/tests/setup/test_setup.sh" trixie ;;
     esac
 }
