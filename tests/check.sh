@@ -79,6 +79,7 @@ echo "check: QEMU $(val "$BUILD/qemu-source.env" QEMU_DEBIAN_VERSION)," \
      "SeaBIOS $(val "$BUILD/seabios-source.env" SEABIOS_DEBIAN_VERSION) + patches/seabios," \
      "OVMF $(val "$BUILD/guest/firmware.env" OVMF_VERSION)" \
      "(old: $(val "$BUILD/guest/firmware.env" OVMF_OLD_VERSION))," \
+     "libvirt $(val "$BUILD/libvirt-source.env" LIBVIRT_DEBIAN_VERSION) + patches/libvirt," \
      "kernels:${kernels:- none}"
 
 passed=0 failed=0 skipped=0 bad=()
