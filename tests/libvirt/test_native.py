@@ -414,29 +414,27 @@ def assert_still_running(daemon, domain):
         [(d.size, d.node) for d in domain.devs], live
 
 
-def test_hotplug_refused(domain, daemon):
-    path = os.path.join(LOGS, "hotplug.xml")
+def assert_refused_live(daemon, domain, verb, dev, expected):
+    """virsh VERB DOMAIN FILE --live with DEV's XML: refused by libvirt
+    with exit status 1 and EXPECTED, and the same QEMU keeps running."""
+    path = os.path.join(LOGS, f"{verb}.xml")
     with open(path, "w") as f:
-        f.write(device_xml(SpMem(256 * MiB, 1, None)))
-    r = daemon.virsh("attach-device", domain.name, path, "--live",
-                     check=False)
-    assert r.returncode == 1 and HOTPLUG_REFUSED in r.stderr, \
-        f"virsh attach-device --live: status {r.returncode}, expected 1 " \
-        f"with {HOTPLUG_REFUSED!r}:\n{r.stderr}{r.stdout}"
+        f.write(device_xml(dev))
+    r = daemon.virsh(verb, domain.name, path, "--live", check=False)
+    assert r.returncode == 1 and expected in r.stderr, \
+        f"virsh {verb} --live: status {r.returncode}, expected 1 " \
+        f"with {expected!r}:\n{r.stderr}{r.stdout}"
     assert_still_running(daemon, domain)
+
+
+def test_hotplug_refused(domain, daemon):
+    assert_refused_live(daemon, domain, "attach-device",
+                        SpMem(256 * MiB, 1, None), HOTPLUG_REFUSED)
 
 
 def test_hot_unplug_refused(domain, daemon):
     dev = next(d for d in domain.devs if d.base is not None)
-    path = os.path.join(LOGS, "unplug.xml")
-    with open(path, "w") as f:
-        f.write(device_xml(dev))
-    r = daemon.virsh("detach-device", domain.name, path, "--live",
-                     check=False)
-    assert r.returncode == 1 and UNPLUG_REFUSED in r.stderr, \
-        f"virsh detach-device --live: status {r.returncode}, expected 1 " \
-        f"with {UNPLUG_REFUSED!r}:\n{r.stderr}{r.stdout}"
-    assert_still_running(daemon, domain)
+    assert_refused_live(daemon, domain, "detach-device", dev, UNPLUG_REFUSED)
 
 
 def test_unaligned_size_refused(daemon):
