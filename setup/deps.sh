@@ -70,7 +70,7 @@ host_lists() {
         [ -e "$f" ] && [ "$f" != "$BPO_FILE" ] && ln -s "$f" "$parts/"
     done
     if apt-get indextargets -o Dir::Etc::SourceParts="$parts" --format '$(TARGET_OF) $(RELEASE)' \
-           2>/dev/null | grep -qxF "deb $1"; then
+           2>/dev/null | grep -xF "deb $1" > /dev/null; then
         rc=0
     fi
     rm -rf "$parts"
@@ -94,7 +94,7 @@ host_apt() {
     while :; do
         start=$(($(stat -c %s "$APT_LOG" 2>/dev/null || echo 0) + 1))
         apt_logged apt-get -o DPkg::Lock::Timeout=600 "$@" 2>/dev/null && return 0
-        if tail -c +"$start" "$APT_LOG" | grep -q '^E: Could not get lock' && [ $((tries += 1)) -le 60 ]; then
+        if tail -c +"$start" "$APT_LOG" | grep '^E: Could not get lock' > /dev/null && [ $((tries += 1)) -le 60 ]; then
             [ $tries -gt 1 ] || echo "setup/deps.sh: another apt holds the host's lock; waiting" >&2
             sleep 10
             continue
