@@ -16,9 +16,10 @@ What it does:
    (tests/libvirt/daemon.py): the build is configured with -Dsystem=false,
    so the daemon uses /usr/local/etc/libvirt, /var/local/{lib,cache,log}/
    libvirt and /run/libvirt (configmake.h); /usr/local/etc, /var/local and
-   /run/libvirt are bind mounts of a temporary directory there. qemu.conf
-   as for the passthrough test (QEMU as root, no security driver, cgroups
-   or namespaces, QEMU's stderr in the domain log);
+   /run/libvirt are bind mounts of a temporary directory there. qemu.conf:
+   QEMU as nobody:nogroup (libvirt's DAC driver labels the domain's
+   files), no security driver, cgroups or namespaces, QEMU's stderr in
+   the domain log;
 2. defines and starts the example domain with its placeholders filled in
    (our QEMU, Debian's 6.12 kernel, the report initramfs, a console log):
    q35, ACPI, TCG, NUMA cell 0 with the CPUs and RAM, cells 1 and 2 with
@@ -38,9 +39,9 @@ What it does:
    - the domain log: the QEMU command line libvirt generated has a
      `-device` with driver spm-memory per device (node, addr, and a
      memory backend of the device's size), bare `-numa node,nodeid=N`
-     for the memory-less cells, and no taint but the one qemu.conf causes
-     (QEMU as root is "high-privileges"; the passthrough example adds
-     custom-argv and custom-monitor);
+     for the memory-less cells, and no taint at all (the passthrough
+     example is custom-argv and custom-monitor; QEMU as root would be
+     high-privileges); QEMU runs as qemu.conf's user and group;
    - `virsh attach-device --live` of another sp-mem device and `virsh
      detach-device --live` of one are refused by libvirt (exit status 1,
      its message), and the same QEMU keeps running;
@@ -51,8 +52,10 @@ What it does:
    with its namespace), removes what it made. Also on failure; logs are
    kept in $BUILD/logs/libvirt-native.
 """
+import grp
 import json
 import os
+import pwd
 import re
 import shlex
 import time
@@ -64,8 +67,8 @@ import pytest
 from spmtest import ROOT, build_dir
 from spmtest import guest as spmguest
 
-from .daemon import (QEMU_CONF, Daemon, daemon_conf, fill_placeholders,
-                     wait_for_report)
+from .daemon import (QEMU_CONF_UNPRIVILEGED, QEMU_GROUP, QEMU_USER, Daemon,
+                     daemon_conf, fill_placeholders, wait_for_report)
 
 BUILD = build_dir()
 LVBUILD = os.path.join(BUILD, "libvirt-build")
@@ -134,7 +137,7 @@ class Virtqemud(Daemon):
         log = os.path.join(dirs["LOCALSTATEDIR"], "log", "libvirt",
                            "virtqemud.log")
         self.FILES = {"etc/libvirt/virtqemud.conf": daemon_conf(log),
-                      "etc/libvirt/qemu.conf": QEMU_CONF}
+                      "etc/libvirt/qemu.conf": QEMU_CONF_UNPRIVILEGED}
         super().__init__(qemu, logs)
 
     def command(self):
@@ -392,15 +395,18 @@ def test_command_line_and_no_taint(domain, daemon):
     for dev in domain.devs:
         assert f"node,nodeid={dev.node}" in numa, \
             f"no bare -numa node,nodeid={dev.node}: {numa}"
-    # nothing libvirt does not support: no taint from the domain (the
+    # nothing libvirt does not support: the domain is not tainted (the
     # passthrough example is tainted custom-argv, and custom-monitor by
-    # its qemu-monitor-command). Only what this test's qemu.conf causes:
-    # QEMU as root is "high-privileges" (qemuDomainObjCheckTaint()).
-    expected = ["high-privileges"] if re.search(
-        r'^(user|group) = "root"$', QEMU_CONF, re.M) else []
+    # its qemu-monitor-command; QEMU as root would be high-privileges)
     taint = [l for l in log.splitlines() if "taint" in l.lower()]
-    assert [re.sub(r".*is tainted: ", "", l) for l in taint] == expected, \
-        f"the domain is tainted by more than running QEMU as root: {taint}"
+    assert taint == [], f"the domain is tainted: {taint}"
+    # and QEMU runs as the user and group qemu.conf names, not as root
+    with open(f"/proc/{domain.pid}/status") as f:
+        ids = dict(l.split(":", 1) for l in f.read().splitlines())
+    want = (pwd.getpwnam(QEMU_USER).pw_uid, grp.getgrnam(QEMU_GROUP).gr_gid)
+    got = (int(ids["Uid"].split()[1]), int(ids["Gid"].split()[1]))
+    assert got == want, f"QEMU runs as uid/gid {got}, qemu.conf says " \
+        f"{QEMU_USER}:{QEMU_GROUP} {want}"
 
 
 def assert_still_running(daemon, domain):
