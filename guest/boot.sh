@@ -19,7 +19,8 @@
 #                                        beside it (or --vars) as unit 1; any other
 #                                        file (e.g. the unified OVMF.fd) is -bios
 #       --vars PATH        VARS template for a CODE image   GUEST_FIRMWARE_VARS
-#   -t, --timeout SECONDS  GUEST_TIMEOUT (120); QEMU is killed after that
+#   -t, --timeout SECONDS  GUEST_TIMEOUT (120); QEMU is killed after that, its
+#                          vCPUs' state written to LOG.hang first (guest/hmp-dump.py)
 #   -o, --log PATH         GUEST_LOG ($BUILD/guest/logs/boot-KERNEL-FW.log);
 #                          QEMU's own stderr goes to PATH.qemu
 #   -a, --append STRING    more kernel command line, e.g. "spm.fill=256"  GUEST_APPEND
@@ -34,7 +35,8 @@
 # of their own boot-time text patching ("Oops: int3" in sched_clock_cpu,
 # then a panic), and on two shared host cores one thread boots no slower.
 # Always used: -accel tcg,... -cpu max -smp 2 [-no-reboot] -nodefaults -display none
-# -serial file:LOG -kernel/-initrd/-append "console=ttyS0 panic=-1 ...".
+# -serial file:LOG -monitor unix:TMP/hmp.sock,server=on,wait=off
+# -kernel/-initrd/-append "console=ttyS0 panic=-1 ...".
 #
 # Prints "LOG SECONDS" on success. Exit status: 0 when the log holds the
 # "=== SPM-REPORT END ===" marker and QEMU exited with status 0, 1 otherwise
@@ -129,15 +131,39 @@ fi
 mkdir -p "$(dirname "$log")"
 : > "$log"
 cmdline="console=ttyS0 panic=-1${append:+ $append}"
+hmp=$tmpdir/hmp.sock
 cmd=("$qemu" -accel "${GUEST_ACCEL:-tcg,thread=single}" -cpu max -smp 2 $noreboot -nodefaults -display none
-     -serial "file:$log" -monitor none
+     -serial "file:$log" -monitor "unix:$hmp,server=on,wait=off"
      "${fw_args[@]}"
      -kernel "$VMLINUZ" -initrd "$initrd" -append "$cmdline"
      "${extra[@]}")
 printf '%q ' "${cmd[@]}" > "$log.qemu"; echo >> "$log.qemu"
 start=$(date +%s.%N)
 rc=0
-timeout -k 5 "$timeout" "${cmd[@]}" >> "$log.qemu" 2>&1 < /dev/null || rc=$?
+"${cmd[@]}" >> "$log.qemu" 2>&1 < /dev/null &
+qemu_pid=$!
+# (a background job ignores SIGINT: pass an interrupt or stop on to QEMU)
+trap 'kill -TERM $qemu_pid 2>/dev/null; exit 130' INT TERM
+# The time limit: a guest that is still running then is stopped, its
+# vCPUs' state written to LOG.hang first (HMP "info registers -a", the
+# code and stack at each vCPU's RIP and RSP), so that a hang can be told
+# apart (a guest waiting for another vCPU, a fault loop, QEMU stuck).
+(
+    set +e
+    sleep "$timeout" &
+    trap "kill $! 2>/dev/null; exit 0" TERM
+    wait $!
+    kill -0 $qemu_pid 2>/dev/null || exit 0
+    : > "$tmpdir/timed-out"
+    timeout 20 /usr/bin/python3 "$here/hmp-dump.py" "$hmp" > "$log.hang" 2>&1
+    kill -TERM $qemu_pid 2>/dev/null
+    sleep 5
+    kill -KILL $qemu_pid 2>/dev/null
+) &
+watchdog=$!
+wait $qemu_pid || rc=$?
+kill $watchdog 2>/dev/null; wait $watchdog 2>/dev/null || true
+[ ! -e "$tmpdir/timed-out" ] || rc=124
 secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
 
 # Both must hold: the guest printed its whole report, and QEMU ended
@@ -152,7 +178,7 @@ if ! grep -Eqx $'=== SPM-REPORT END ===\r?' "$log"; then
     ok=0
 fi
 if [ $rc = 124 ] || [ $rc = 137 ]; then
-    echo "guest/boot.sh: QEMU killed after ${timeout}s timeout" >&2
+    echo "guest/boot.sh: QEMU killed after ${timeout}s timeout (vCPU state in $log.hang)" >&2
     ok=0
 elif [ $rc != 0 ]; then
     echo "guest/boot.sh: QEMU exited with status $rc:" >&2
