@@ -178,7 +178,8 @@ if ! grep -Eqx $'=== SPM-REPORT END ===\r?' "$log"; then
     ok=0
 fi
 if [ $rc = 124 ] || [ $rc = 137 ]; then
-    echo "guest/boot.sh: QEMU killed after ${timeout}s timeout (vCPU state in $log.hang)" >&2
+    echo "guest/boot.sh: QEMU killed after ${timeout}s timeout (vCPU state in $log.hang):" >&2
+    grep -E '^(VM status|CPU#|RIP=|RSP=|CR0=)' "$log.hang" >&2 || true
     ok=0
 elif [ $rc != 0 ]; then
     echo "guest/boot.sh: QEMU exited with status $rc:" >&2
