@@ -123,7 +123,14 @@ hostvm: $(HOSTVM)
 # sp-mem model): fetched and verified once, a working tree like QEMU's
 # (build/libvirt), then the smallest build with the QEMU driver, its
 # daemons, virsh and its unit tests (ccache on; setup/libvirt-env.sh).
-.PHONY: libvirt-source libvirt-tree libvirt-build
+# upstream QEMU's sp-mem (Debian's QEMU >= 11.1, extracted with what it
+# needs, not installed), the second emulator of the native libvirt test
+UPSTREAM_QEMU := $(BUILD)/qemu-upstream/env
+$(UPSTREAM_QEMU): setup/fetch-upstream-qemu.sh | deps
+	@setup/fetch-upstream-qemu.sh
+upstream-qemu: $(UPSTREAM_QEMU)
+
+.PHONY: libvirt-source libvirt-tree libvirt-build upstream-qemu
 $(LVSOURCE_ENV): | deps
 	@setup/fetch-libvirt.sh
 libvirt-source: deps
@@ -137,7 +144,8 @@ libvirt-build: $(LVTREE)
 # --- tests -------------------------------------------------------------------
 
 # every stage, one summary (tests/check.sh; CHECK_STAGES selects stages)
-check: qtests guest-deps hostvm $(ASAN)/build.ninja $(DOCS)/build.ninja libvirt-build
+check: qtests guest-deps hostvm $(ASAN)/build.ninja $(DOCS)/build.ninja libvirt-build \
+       $(UPSTREAM_QEMU)
 	@tests/check.sh $(QTESTS)
 
 check-qtests: qtests

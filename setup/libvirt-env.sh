@@ -1,6 +1,7 @@
 #!/bin/bash
 # setup/libvirt-env.sh COMMAND [ARG...]: run COMMAND with BUILD set to
-# /var/tmp/spm-memory-build, where this clone's build directory is mounted.
+# /var/tmp/spm-memory-build, where this clone's build directory is mounted
+# (SPM_BUILD_OUTER: its own path, which files written outside still name).
 #
 # libvirt compiles the absolute paths of its source and build directories
 # into most of its objects (abs_top_builddir and abs_top_srcdir, as -D
@@ -30,6 +31,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 exec unshare -m --propagation private /bin/sh -c '
     mount --bind "$1" "$2" || exit 1
-    BUILD=$2 SPM_LIBVIRT_ENV=1; export BUILD SPM_LIBVIRT_ENV
+    BUILD=$2 SPM_LIBVIRT_ENV=1 SPM_BUILD_OUTER=$1
+    export BUILD SPM_LIBVIRT_ENV SPM_BUILD_OUTER
     shift 2
     exec "$@"' sh "$BUILD" "$fixed" "$@"

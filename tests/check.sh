@@ -80,6 +80,7 @@ echo "check: QEMU $(val "$BUILD/qemu-source.env" QEMU_DEBIAN_VERSION)," \
      "OVMF $(val "$BUILD/guest/firmware.env" OVMF_VERSION)" \
      "(old: $(val "$BUILD/guest/firmware.env" OVMF_OLD_VERSION))," \
      "libvirt $(val "$BUILD/libvirt-source.env" LIBVIRT_DEBIAN_VERSION) + patches/libvirt," \
+     "upstream QEMU $(val "$BUILD/qemu-upstream/env" QEMU_UPSTREAM_VERSION) (sp-mem, libvirt stage)," \
      "kernels:${kernels:- none}"
 
 passed=0 failed=0 skipped=0 bad=()

@@ -21,10 +21,15 @@ What it does:
    files), no security driver, cgroups or namespaces, QEMU's stderr in
    the domain log;
 2. defines and starts the example domain with its placeholders filled in
-   (our QEMU, Debian's 6.12 kernel, the report initramfs, a console log):
-   q35, ACPI, TCG, NUMA cell 0 with the CPUs and RAM, cells 1 and 2 with
+   (Debian's 6.12 kernel, the report initramfs, a console log): q35,
+   ACPI, TCG, NUMA cell 0 with the CPUs and RAM, cells 1 and 2 with
    memory='0', two sp-mem devices: 1 GiB on node 1 that QEMU places and
-   512 MiB on node 2 at an explicit <address base=.../>;
+   512 MiB on node 2 at an explicit <address base=.../>. Twice, one
+   after the other, with each emulator:
+   - this project's QEMU (its spm-memory device, the patched SeaBIOS);
+   - upstream QEMU with its own sp-mem device: Debian's QEMU >= 11.1, run
+     from its own root by a wrapper (setup/fetch-upstream-qemu.sh), with
+     OVMF >= 2026.05 as pflash (stock SeaBIOS drops soft reserved memory);
 3. checks, against what the XML asks for (never against what QEMU or the
    device says about itself):
    - the guest (its report on the console): for each device one soft
@@ -37,14 +42,17 @@ What it does:
      saw for it (the guest is the independent witness of where QEMU put
      it); the persistent definition still has no address for it;
    - the domain log: the QEMU command line libvirt generated has a
-     `-device` with driver spm-memory per device (node, addr, and a
-     memory backend of the device's size), bare `-numa node,nodeid=N`
-     for the memory-less cells, and no taint at all (the passthrough
-     example is custom-argv and custom-monitor; QEMU as root would be
-     high-privileges); QEMU runs as qemu.conf's user and group;
+     `-device` per device with the driver the emulator has (spm-memory,
+     sp-mem: libvirt's capabilities probing of the binary decides), its
+     node, addr, and a memory backend of the device's size; bare
+     `-numa node,nodeid=N` for the memory-less cells, and no taint at all
+     (the passthrough example is custom-argv and custom-monitor; QEMU as
+     root would be high-privileges); QEMU runs as qemu.conf's user and
+     group;
    - `virsh attach-device --live` of another sp-mem device and `virsh
      detach-device --live` of one are refused by libvirt (exit status 1,
      its message), and the same QEMU keeps running;
+   and once, on this project's QEMU:
    - a domain whose sp-mem size is not a multiple of 128 MiB is refused
      by `virsh define` (or `start`) with libvirt's message, and no QEMU
      is started for it;
@@ -73,6 +81,9 @@ from .daemon import (QEMU_CONF_UNPRIVILEGED, QEMU_GROUP, QEMU_USER, Daemon,
 BUILD = build_dir()
 LVBUILD = os.path.join(BUILD, "libvirt-build")
 QEMU = os.path.join(BUILD, "qemu-build", "qemu-system-x86_64")
+# upstream QEMU's sp-mem: Debian's QEMU >= 11.1 run from its own root
+# through a wrapper (setup/fetch-upstream-qemu.sh)
+UPSTREAM_QEMU = os.path.join(BUILD, "qemu-upstream", "qemu-system-x86_64")
 EXAMPLE = os.path.join(ROOT, "examples", "spm-memory-libvirt-native.xml")
 LOGS = os.path.join(BUILD, "logs", "libvirt-native")
 KERNEL = "6.12"          # the guest kernel series (spmtest.guest.KERNELS)
@@ -87,6 +98,60 @@ UNPLUG_REFUSED = "hot unplug is not supported for the sp-mem device"
 # alignment; libvirt says it in MiB or, since it can be larger, in KiB)
 SIZE_REFUSED = re.compile(r"size of sp-mem memory device must be a multiple "
                           r"of (128 MiB|131072 KiB)\b")
+
+
+# --- the emulators ---------------------------------------------------------
+
+# name: the QEMU device libvirt must choose for <memory model='sp-mem'>;
+# emulator: the XML's <emulator>; binary: the program that runs (the
+# wrapper of the upstream QEMU starts it through its own dynamic loader);
+# ovmf: boot with OVMF (>= 2026.05) rather than QEMU's default BIOS.
+# This project's QEMU comes with the patched SeaBIOS; with upstream's, OVMF
+# is the firmware that passes soft reserved memory to the guest (stock
+# SeaBIOS drops it).
+Emulator = namedtuple("Emulator", "name emulator binary ovmf")
+
+
+def outer_to_build(path):
+    """A path that a file written outside setup/libvirt-env.sh gives (the
+    build directory at its own path) as a path under $BUILD, the build
+    directory's fixed mount, which QEMU as nobody can reach whatever the
+    permissions of the clone's parent directories."""
+    outer = os.environ.get("SPM_BUILD_OUTER")
+    if outer and path.startswith(outer.rstrip("/") + "/"):
+        return os.path.join(BUILD, path[len(outer.rstrip("/")) + 1:])
+    return path
+
+
+def emulator(name):
+    if name == "spm-memory":
+        return Emulator(name, QEMU, QEMU, False)
+    env = os.path.join(BUILD, "qemu-upstream", "env")
+    try:
+        with open(env) as f:
+            values = dict(l.rstrip("\n").split("=", 1) for l in f if "=" in l)
+    except FileNotFoundError:
+        pytest.fail(f"no upstream QEMU ({env}): run 'make libvirt-build'",
+                    pytrace=False)
+    return Emulator(name, UPSTREAM_QEMU,
+                    os.path.join(BUILD, values["QEMU_UPSTREAM_BINARY"]), True)
+
+
+def runs_binary(pid, binary):
+    """Whether process PID runs BINARY, directly or as the program of the
+    dynamic loader it was started with (the upstream QEMU's wrapper)."""
+    try:
+        if os.path.samefile(f"/proc/{pid}/exe", binary):
+            return True
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().decode(errors="replace").split("\0")
+        loader = os.path.basename(os.path.realpath(f"/proc/{pid}/exe"))
+        # ld.so [--library-path DIR] PROGRAM ...
+        return loader.startswith("ld-linux") and any(
+            a.startswith("/") and os.path.exists(a) and
+            os.path.samefile(a, binary) for a in argv[1:4])
+    except OSError:
+        return False
 
 
 # --- the patched libvirt from its build directory ---------------------------
@@ -210,14 +275,29 @@ def sp_mem_devices(xml):
     return devs
 
 
-def fill_example(name_suffix=""):
+def fill_example(name_suffix="", emu=None):
+    """The example with its placeholders filled in, and for an emulator
+    that boots with OVMF, OVMF as pflash with its VARS template."""
+    emu = emu or emulator("spm-memory")
     try:
         kenv, initrd = spmguest.prepared_kernel(KERNEL)
+        fw = spmguest.prepared_firmware() if emu.ovmf else None
     except RuntimeError as e:
         pytest.fail(str(e), pytrace=False)
-    return fill_placeholders(EXAMPLE, {
-        "EMULATOR": QEMU, "KERNEL": kenv["VMLINUZ"], "INITRD": initrd,
+    xml = fill_placeholders(EXAMPLE, {
+        "EMULATOR": emu.emulator, "KERNEL": outer_to_build(kenv["VMLINUZ"]),
+        "INITRD": outer_to_build(initrd),
         "CONSOLE_LOG": os.path.join(LOGS, f"console{name_suffix}.log")})
+    if fw:
+        name = domain_name(xml)
+        loader = (f"\n    <loader readonly='yes' type='pflash' format='raw'>"
+                  f"{outer_to_build(fw['OVMF'])}</loader>"
+                  f"\n    <nvram template='{outer_to_build(fw['OVMF_VARS'])}' "
+                  f"format='raw'>{os.path.join(LOGS, name + name_suffix)}"
+                  f"_VARS.fd</nvram>")
+        xml, n = re.subn(r"(<type [^>]*>hvm</type>)", r"\1" + loader, xml)
+        assert n == 1, f"{EXAMPLE}: no <os><type>...</type> for the loader"
+    return xml
 
 
 def domain_name(xml):
@@ -234,13 +314,20 @@ def device_xml(dev):
 
 # --- the running domain -----------------------------------------------------
 
-Running = namedtuple("Running", "name xml devs report pid")
+Running = namedtuple("Running", "name xml devs report pid emu")
 
 
-@pytest.fixture(scope="module")
-def domain(daemon):
+@pytest.fixture(scope="module", params=["spm-memory", "sp-mem"])
+def domain(request, daemon):
+    """The example running, on this project's QEMU (spm-memory) and on
+    upstream QEMU (sp-mem): the same XML, one domain after the other."""
     os.makedirs(LOGS, exist_ok=True)
-    xml = fill_example()
+    emu = emulator(request.param)
+    suffix = "" if emu.name == "spm-memory" else "-upstream"
+    xml = fill_example(suffix, emu)
+    root = ET.fromstring(xml)
+    root.find("./name").text += suffix
+    xml = ET.tostring(root, encoding="unicode")
     name, devs = domain_name(xml), sp_mem_devices(xml)
     # the example is what these tests are about: two devices on different
     # nodes, one placed by QEMU and one at an explicit address
@@ -248,10 +335,10 @@ def domain(daemon):
         sorted(d.base is None for d in devs) == [False, True], \
         f"{EXAMPLE}: expected two sp-mem devices, on nodes 1 and 2, one " \
         f"with and one without <address base=.../>: {devs}"
-    console_log = os.path.join(LOGS, "console.log")
+    console_log = os.path.join(LOGS, f"console{suffix}.log")
     if os.path.exists(console_log):
         os.unlink(console_log)
-    xml_path = os.path.join(LOGS, "domain.xml")
+    xml_path = os.path.join(LOGS, f"domain{suffix}.xml")
     with open(xml_path, "w") as f:
         f.write(xml)
 
@@ -260,11 +347,11 @@ def domain(daemon):
         t0 = time.time()
         daemon.virsh("start", name)
         pid = daemon.qemu_pid(name)
-        assert pid is not None and daemon.runs_our_qemu(pid), \
-            f"no QEMU {QEMU} for {name} (pid {pid}):\n{daemon.diag()}"
+        assert pid is not None and runs_binary(pid, emu.binary), \
+            f"no QEMU {emu.binary} for {name} (pid {pid}):\n{daemon.diag()}"
         report = wait_for_report(daemon, name, console_log, timeout=240)
         print(f"{name}: guest report after {time.time() - t0:.0f}s")
-        yield Running(name, xml, devs, report, pid)
+        yield Running(name, xml, devs, report, pid, emu)
     finally:
         daemon.virsh("destroy", name, check=False)
         daemon.virsh("undefine", name, check=False)
@@ -371,7 +458,8 @@ def test_command_line_and_no_taint(domain, daemon):
     log = daemon.domain_log(domain.name)
     argv = qemu_command_line(log)
     assert argv, f"no QEMU command line in the domain log:\n{log}"
-    assert os.path.realpath(argv[0]) == os.path.realpath(QEMU), argv[0]
+    assert os.path.realpath(argv[0]) == \
+        os.path.realpath(domain.emu.emulator), argv[0]
     objects = {}
     for o in options(argv, "-object"):
         if o.startswith("{"):
@@ -380,9 +468,11 @@ def test_command_line_and_no_taint(domain, daemon):
     devices = [json.loads(d) for d in options(argv, "-device")
                if d.startswith("{")]
     spm = [d for d in devices if d.get("driver") in ("spm-memory", "sp-mem")]
-    # our QEMU has spm-memory, not upstream's sp-mem
-    assert [d["driver"] for d in spm] == ["spm-memory"] * len(domain.devs), \
-        f"expected a -device spm-memory per sp-mem device, QEMU got {spm}"
+    # the device the emulator has: this project's QEMU has spm-memory
+    # (libvirt's capabilities probing must find it), upstream's sp-mem
+    want = domain.emu.name
+    assert [d["driver"] for d in spm] == [want] * len(domain.devs), \
+        f"expected a -device {want} per sp-mem device, QEMU got {spm}"
     for dev, d in zip(domain.devs, spm):
         assert d["node"] == dev.node, f"{dev}: {d}"
         assert d.get("addr") == dev.base, \
@@ -413,7 +503,7 @@ def assert_still_running(daemon, domain):
     state = daemon.virsh("domstate", domain.name).stdout.strip()
     assert state == "running", f"domain {state!r} after a refused hotplug"
     assert daemon.qemu_pid(domain.name) == domain.pid and \
-        daemon.runs_our_qemu(domain.pid), \
+        runs_binary(domain.pid, domain.emu.binary), \
         f"QEMU (pid {domain.pid}) is gone:\n{daemon.diag()}"
     live = live_devices(daemon, domain.name)
     assert [(d.size, d.node) for d in live] == \
