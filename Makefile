@@ -12,6 +12,8 @@
 #   guest-deps    what guests boot: kernels, initramfs, OVMF, stock SeaBIOS
 #   hostvm        the initramfs of a guest that plays the host (with our QEMU)
 #   libvirt-tree libvirt-build   libvirt 11.3.0 + patches/libvirt (build/libvirt)
+#   upstream-qemu upstream QEMU >= 11.1 with its sp-mem: Debian's build,
+#                 extracted with its libraries (build/qemu-upstream)
 # Tests, each also a stage of make check:
 #   check-qtests check-guest fuzz sanitize series docs
 # Also: series-build (every patch built and tested), demo-host (a dax device of a host through QEMU into a VM's tables),
@@ -152,7 +154,7 @@ check-qtests: qtests
 	@tests/run-qtests.sh $(QTESTS)
 
 # GUEST_TESTS=EXPR selects tests like pytest -k; GUEST_JOBS guests at a time
-check-guest: qemu guest-deps
+check-guest: qemu guest-deps $(UPSTREAM_QEMU)
 	@$(PYTHON) -m pytest -q -p no:cacheprovider -n $(or $(GUEST_JOBS),2) tests/guest \
 	    $(if $(GUEST_TESTS),-k "$(GUEST_TESTS)")
 

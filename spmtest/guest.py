@@ -188,21 +188,23 @@ def wait_migration(qmp, timeout=600):
 
 
 def boot(qemu_args, kernel="6.12", firmware="seabios", log=None, append=None,
-         timeout=180):
-    """Boot; return (QMP spm-memory device infos, parsed guest report).
+         timeout=180, qemu=None, device="spm-memory"):
+    """Boot; return (QMP infos of the `device` memory devices, parsed guest
+    report).
 
     kernel: a series of KERNELS. firmware: "seabios" (QEMU's default
     BIOS), "ovmf" (OVMF >= 2026.05), "ovmf-old" (OVMF < 2026.05),
     "seabios-stock" or a firmware file (firmware_args()). A boot that
     fails, also for want of a prepared kernel, initramfs or firmware,
-    raises RuntimeError with guest/boot.sh's own message.
+    raises RuntimeError with guest/boot.sh's own message. qemu: another
+    QEMU binary (upstream's, whose device is "sp-mem").
     """
     if log is None:
         log = os.path.join(build_dir(), "logs", "guest", f"boot-{kernel}.log")
     os.makedirs(os.path.dirname(log), exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         qmp_path = os.path.join(tmp, "qmp.sock")
-        cmd = [BOOT, "-k", kernel,
+        cmd = [BOOT, "-k", kernel, *(["-q", qemu] if qemu else []),
                *firmware_args(firmware), "-o", log, "-t", str(timeout)]
         if append:
             cmd += ["-a", append]
@@ -221,7 +223,7 @@ def boot(qemu_args, kernel="6.12", firmware="seabios", log=None, append=None,
                     stop_group(proc)
             else:
                 devices = [d["data"] for d in qmp.cmd("query-memory-devices")
-                           if d["type"] == "spm-memory"]
+                           if d["type"] == device]
                 qmp.cmd("cont")
                 qmp.close()
             out, err = proc.communicate(timeout=timeout + 60)
