@@ -142,8 +142,11 @@ start=$(date +%s.%N)
 rc=0
 "${cmd[@]}" >> "$log.qemu" 2>&1 < /dev/null &
 qemu_pid=$!
-# (a background job ignores SIGINT: pass an interrupt or stop on to QEMU)
-trap 'kill -TERM $qemu_pid 2>/dev/null; exit 130' INT TERM
+watchdog=
+# an interrupt or a stop of this script stops QEMU and the watchdog too
+stop() { kill -TERM $qemu_pid ${watchdog:-} 2>/dev/null; exit "$1"; }
+trap 'stop 130' INT
+trap 'stop 143' TERM
 # The time limit: a guest that is still running then is stopped, its
 # vCPUs' state written to LOG.hang first (HMP "info registers -a", the
 # code and stack at each vCPU's RIP and RSP), so that a hang can be told
@@ -159,10 +162,12 @@ trap 'kill -TERM $qemu_pid 2>/dev/null; exit 130' INT TERM
     kill -TERM $qemu_pid 2>/dev/null
     sleep 5
     kill -KILL $qemu_pid 2>/dev/null
-) &
+) < /dev/null > /dev/null 2>&1 &
+# (its output closed: a sleep left behind must not hold the caller's pipes)
 watchdog=$!
 wait $qemu_pid || rc=$?
-kill $watchdog 2>/dev/null; wait $watchdog 2>/dev/null || true
+kill $watchdog 2>/dev/null || true
+wait $watchdog 2>/dev/null || true
 [ ! -e "$tmpdir/timed-out" ] || rc=124
 secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
 

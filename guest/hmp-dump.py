@@ -39,10 +39,11 @@ def main():
         if not chunk:
             sys.exit("hmp-dump: the monitor closed the connection")
         banner += chunk
-    for command in ("info status", "info cpus", "info registers -a"):
-        print(f"### {command}\n{hmp(sock, command)}")
-    cpus = hmp(sock, "info cpus")
-    for index in re.findall(r"CPU #(\d+)", cpus):
+    out = {c: hmp(sock, c)
+           for c in ("info status", "info cpus", "info registers -a")}
+    for command, text in out.items():
+        print(f"### {command}\n{text}")
+    for index in re.findall(r"CPU #(\d+)", out["info cpus"]):
         hmp(sock, f"cpu {index}")
         for what in ("x/32xb $pc", "x/32gx $sp"):
             print(f"### CPU {index}: {what}\n{hmp(sock, what)}")

@@ -28,7 +28,16 @@ ninja -C "$out" qemu-system-x86_64 "$@"
 # Firmware from Debian packages, where the binary looks by default.
 data="$out/qemu-bundle/usr/local/share/qemu"
 mkdir -p "$data"
-link() { [ -e "$1" ] && ln -sfn "$1" "$data/${2:-${1##*/}}"; return 0; }
+# (relative where the file is in $BUILD: the link then holds wherever the
+# build directory is seen, e.g. at setup/libvirt-env.sh's fixed path, and
+# needs no access to the clone's parent directories, which QEMU run by
+# libvirt as an unprivileged user may lack)
+link() {
+    local opt=-sfn
+    case "$1" in "$BUILD"/*) opt=-sfnr ;; esac
+    [ -e "$1" ] && ln $opt "$1" "$data/${2:-${1##*/}}"
+    return 0
+}
 # VGA BIOSes: Debian's seabios 1.16.x, the series QEMU 10.0 bundles (1.16.3)
 seabios=$("$here/fetch-deb.sh" seabios '>=1.16.3' '<<1.17~')
 for f in "$seabios"/usr/share/seabios/*.bin; do link "$f"; done

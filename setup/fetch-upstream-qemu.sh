@@ -21,7 +21,7 @@ BUILD=${BUILD:?}
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 pkg=qemu-system-x86
-offline_refuse "upstream QEMU ($pkg >= 1:11.1)"
+offline_refuse "upstream QEMU ($pkg >= 1:11.1)" upstream-qemu
 apt_require
 
 ver=$(apt_binary_versions "$pkg" | newest_version '>=1:11.1~') || exit $?
@@ -37,6 +37,9 @@ wrapper=$BUILD/qemu-upstream/qemu-system-x86_64
 if [ ! -f "$top/.done" ] || [ "$(cat "$top/.done")" != "$ver" ]; then
     archives=$BUILD/dl/qemu-upstream
     mkdir -p "$archives/partial"
+    # only this version's closure (what an interrupted run of another
+    # version left would be extracted with it)
+    rm -f "$archives"/*.deb
     # The package and what it needs, resolved against an empty status
     # (nothing counts as installed: the closure down to the C library); apt
     # picks the newest version of each, which is what the newest QEMU was
@@ -55,7 +58,6 @@ if [ ! -f "$top/.done" ] || [ "$(cat "$top/.done")" != "$ver" ]; then
     done
     [ -x "$root/usr/bin/qemu-system-x86_64" ] ||
         { echo "fetch-upstream-qemu: no usr/bin/qemu-system-x86_64 in $pkg $ver" >&2; exit 1; }
-    # only this version's packages next time (an older closure would mix in)
     rm -f "$archives"/*.deb
     echo "$ver" > "$top/.done"
 fi
@@ -76,9 +78,11 @@ exec "\$R/usr/lib64/ld-linux-x86-64.so.2" --library-path "\$R/usr/lib/x86_64-lin
 EOF
 chmod 755 "$wrapper.tmp"
 mv "$wrapper.tmp" "$wrapper"
-# what the tests read: the version and the real binary, relative to $BUILD
-printf '%s\n' "QEMU_UPSTREAM_VERSION=$ver" \
-    "QEMU_UPSTREAM_BINARY=deb/${top##*/}/root/usr/bin/qemu-system-x86_64" \
-    > "$BUILD/qemu-upstream/env"
 "$wrapper" -device sp-mem,help > /dev/null ||
     { echo "fetch-upstream-qemu: $wrapper does not run or has no sp-mem device" >&2; exit 1; }
+# what the tests read (and make's target, so written last): the version
+# and the real binary, relative to $BUILD
+printf '%s\n' "QEMU_UPSTREAM_VERSION=$ver" \
+    "QEMU_UPSTREAM_BINARY=deb/${top##*/}/root/usr/bin/qemu-system-x86_64" \
+    > "$BUILD/qemu-upstream/env.tmp"
+mv "$BUILD/qemu-upstream/env.tmp" "$BUILD/qemu-upstream/env"

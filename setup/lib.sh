@@ -167,13 +167,13 @@ newest_source_in_series() {
         done | newest_version
 }
 
-# offline_refuse WHAT: with SPM_OFFLINE=1 (set by the tests and the demo),
-# nothing is resolved, downloaded or built: fail and say which make target
-# prepares WHAT.
+# offline_refuse WHAT [TARGET]: with SPM_OFFLINE=1 (set by the tests and
+# the demo), nothing is resolved, downloaded or built: fail and say which
+# make target prepares WHAT (TARGET, default guest-deps).
 offline_refuse() {
     if [ "${SPM_OFFLINE:-0}" = 1 ]; then
         echo "${0##*/}: $1 is not prepared (SPM_OFFLINE=1: tests never download or build);" \
-             "prepare it with 'make guest-deps'" >&2
+             "prepare it with 'make ${2:-guest-deps}'" >&2
         exit 1
     fi
 }

@@ -97,14 +97,15 @@ class Daemon:
       QEMU_LOGS the directory of the domains' logs, path under TMP
       QEMU_RUN  the directory of QEMU's pid files, path under TMP
     and implement command() (the daemon's argv) and virsh_command().
-    `qemu` is the emulator the domains use (a QEMU left behind is killed
-    only if it runs that binary), `logs` where logs are kept after stop().
+    `qemu` is the emulator the domains use, or a list of them (a QEMU left
+    behind is killed only if it runs one of them), `logs` where logs are
+    kept after stop().
     """
 
     NAME = MOUNTS = FILES = SOCKET = LOG = QEMU_LOGS = QEMU_RUN = None
 
     def __init__(self, qemu, logs):
-        self.qemu = qemu
+        self.qemus = (qemu,) if isinstance(qemu, str) else tuple(qemu)
         self.logs = logs
         self.tmp = tempfile.mkdtemp(prefix=f"spm-{self.NAME}.")
         self.proc = None
@@ -198,11 +199,7 @@ class Daemon:
             return None
 
     def runs_our_qemu(self, pid):
-        try:
-            return os.path.realpath(f"/proc/{pid}/exe") == \
-                os.path.realpath(self.qemu)
-        except OSError:
-            return False
+        return any(runs_binary(pid, qemu) for qemu in self.qemus)
 
     def diag(self):
         """The daemon's and the domains' logs, for error messages."""
@@ -224,7 +221,7 @@ class Daemon:
             for name in self.virsh("list", "--all", "--name",
                                    check=False).stdout.split():
                 self.virsh("destroy", name, check=False)
-                self.virsh("undefine", name, check=False)
+                self.virsh("undefine", "--nvram", name, check=False)
         # a QEMU left behind (e.g. the daemon died): its pid file
         piddir = self.path(self.QEMU_RUN)
         for name in os.listdir(piddir) if os.path.isdir(piddir) else []:
@@ -266,6 +263,23 @@ class Daemon:
             if os.path.isfile(self.path(rel)):
                 shutil.copy(self.path(rel),
                             os.path.join(self.logs, os.path.basename(rel)))
+
+
+def runs_binary(pid, binary):
+    """Whether process PID runs BINARY, directly or as the program of the
+    dynamic loader it was started with (the upstream QEMU's wrapper,
+    setup/fetch-upstream-qemu.sh: ld.so --library-path DIR PROGRAM ...)."""
+    try:
+        if os.path.samefile(f"/proc/{pid}/exe", binary):
+            return True
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().decode(errors="replace").split("\0")
+        loader = os.path.basename(os.path.realpath(f"/proc/{pid}/exe"))
+        return loader.startswith("ld-linux") and any(
+            a.startswith("/") and os.path.exists(a) and
+            os.path.samefile(a, binary) for a in argv[1:4])
+    except OSError:
+        return False
 
 
 def fill_placeholders(path, values):

@@ -66,6 +66,7 @@ import os
 import pwd
 import re
 import shlex
+import subprocess
 import time
 import xml.etree.ElementTree as ET
 from collections import namedtuple
@@ -76,7 +77,8 @@ from spmtest import ROOT, build_dir
 from spmtest import guest as spmguest
 
 from .daemon import (QEMU_CONF_UNPRIVILEGED, QEMU_GROUP, QEMU_USER, Daemon,
-                     daemon_conf, fill_placeholders, wait_for_report)
+                     daemon_conf, fill_placeholders, runs_binary,
+                     wait_for_report)
 
 BUILD = build_dir()
 LVBUILD = os.path.join(BUILD, "libvirt-build")
@@ -131,27 +133,10 @@ def emulator(name):
         with open(env) as f:
             values = dict(l.rstrip("\n").split("=", 1) for l in f if "=" in l)
     except FileNotFoundError:
-        pytest.fail(f"no upstream QEMU ({env}): run 'make libvirt-build'",
+        pytest.fail(f"no upstream QEMU ({env}): run 'make upstream-qemu'",
                     pytrace=False)
     return Emulator(name, UPSTREAM_QEMU,
                     os.path.join(BUILD, values["QEMU_UPSTREAM_BINARY"]), True)
-
-
-def runs_binary(pid, binary):
-    """Whether process PID runs BINARY, directly or as the program of the
-    dynamic loader it was started with (the upstream QEMU's wrapper)."""
-    try:
-        if os.path.samefile(f"/proc/{pid}/exe", binary):
-            return True
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = f.read().decode(errors="replace").split("\0")
-        loader = os.path.basename(os.path.realpath(f"/proc/{pid}/exe"))
-        # ld.so [--library-path DIR] PROGRAM ...
-        return loader.startswith("ld-linux") and any(
-            a.startswith("/") and os.path.exists(a) and
-            os.path.samefile(a, binary) for a in argv[1:4])
-    except OSError:
-        return False
 
 
 # --- the patched libvirt from its build directory ---------------------------
@@ -232,8 +217,16 @@ def daemon():
         pytest.skip("needs root (a system-mode virtqemud, mounts)")
     if os.environ.get("SPM_LIBVIRT_ENV") != "1":
         pytest.skip("the patched libvirt runs only under setup/libvirt-env.sh")
+    # QEMU runs as nobody: in a user namespace (setup/libvirt-env.sh as
+    # non-root) only uid 0 is mapped, and libvirt could not hand it files
+    with open("/proc/self/uid_map") as f:
+        mapped = [tuple(map(int, l.split())) for l in f if l.strip()]
+    uid = pwd.getpwnam(QEMU_USER).pw_uid
+    if not any(inner <= uid < inner + count for inner, _, count in mapped):
+        pytest.skip(f"needs real root: {QEMU_USER} (uid {uid}) is not "
+                    "mapped in this user namespace")
     check_build()
-    d = Virtqemud(QEMU, LOGS)
+    d = Virtqemud((QEMU, emulator("sp-mem").binary), LOGS)
     try:
         d.start()
         # the daemon is the patched one from the build directory, with the
@@ -317,6 +310,27 @@ def device_xml(dev):
 Running = namedtuple("Running", "name xml devs report pid emu")
 
 
+def assert_qemu_can_read(xml, emu):
+    """Every file of the domain that QEMU itself opens is readable (and the
+    emulator executable) by qemu.conf's user, whatever the permissions of
+    the clone's parent directories: a clear failure rather than QEMU's."""
+    root = ET.fromstring(xml)
+    paths = [(emu.emulator, "-x"), (emu.binary, "-x")]
+    paths += [(root.findtext(f"./os/{e}"), "-r")
+              for e in ("kernel", "initrd", "loader")]
+    if not emu.ovmf:   # QEMU's default BIOS: the patched SeaBIOS it links
+        paths.append((os.path.join(BUILD, "qemu-build", "qemu-bundle", "usr",
+                                   "local", "share", "qemu", "bios-256k.bin"),
+                      "-r"))
+    for path, test in paths:
+        if path and subprocess.run(
+                ["setpriv", f"--reuid={QEMU_USER}", f"--regid={QEMU_GROUP}",
+                 "--clear-groups", "test", test, path]).returncode != 0:
+            pytest.fail(f"QEMU runs as {QEMU_USER}:{QEMU_GROUP}, who cannot "
+                        f"{'run' if test == '-x' else 'read'} {path}",
+                        pytrace=False)
+
+
 @pytest.fixture(scope="module", params=["spm-memory", "sp-mem"])
 def domain(request, daemon):
     """The example running, on this project's QEMU (spm-memory) and on
@@ -339,6 +353,11 @@ def domain(request, daemon):
     if os.path.exists(console_log):
         os.unlink(console_log)
     xml_path = os.path.join(LOGS, f"domain{suffix}.xml")
+    assert_qemu_can_read(xml, emu)
+    # (a VARS file of an earlier run, perhaps of another OVMF: start afresh)
+    nvram = ET.fromstring(xml).findtext("./os/nvram")
+    if nvram and os.path.exists(nvram):
+        os.unlink(nvram)
     with open(xml_path, "w") as f:
         f.write(xml)
 
@@ -354,7 +373,8 @@ def domain(request, daemon):
         yield Running(name, xml, devs, report, pid, emu)
     finally:
         daemon.virsh("destroy", name, check=False)
-        daemon.virsh("undefine", name, check=False)
+        # (libvirt refuses to undefine a domain with NVRAM without --nvram)
+        daemon.virsh("undefine", "--nvram", name, check=False)
 
 
 def guest_range(report, dev):
