@@ -15,6 +15,8 @@
 #   setup     the set-up on Debian 13 in a debootstrap'd root (tests/setup/test_setup.sh)
 #   series    the QEMU series with cover letter, checkpatch-clean (setup/series.sh)
 #   docs      QEMU's manual with the series' page: Sphinx, warnings are errors
+# docs runs beside qtests, setup beside sanitize, each pair on the two cores
+# at once (CHECK_BESIDE; CHECK_BESIDE= runs every stage alone).
 # CHECK_STAGES selects stages (default: all of them); an unknown name is an
 # error. Each stage writes its runner's machine-readable results into
 # $BUILD/logs/results/STAGE/ (pytest's JUnit XML, meson's JSON log of the
@@ -84,14 +86,11 @@ echo "check: QEMU $(val "$BUILD/qemu-source.env" QEMU_DEBIAN_VERSION)," \
      "kernels:${kernels:- none}"
 
 passed=0 failed=0 skipped=0 bad=()
-t_all=$(date +%s)
-for s in $stages; do
-    echo "== $s"
-    t0=$(date +%s)
-    export RESULTS_DIR="$logs/results/$s"
-    rm -rf "$RESULTS_DIR"; mkdir -p "$RESULTS_DIR"
-    stage "$s" 2>&1 | tee "$logs/check-$s.log"
-    rc=${PIPESTATUS[0]}
+
+# account STAGE RC SECONDS: count the stage's results, print its line
+account() {
+    local s=$1 rc=$2 secs=$3 results counts results_rc p f k
+    RESULTS_DIR="$logs/results/$s"
     results=("$RESULTS_DIR"/*)
     [ -e "${results[0]}" ] || results=()
     counts=$(/usr/bin/python3 -m tests.results "${results[@]}")
@@ -113,7 +112,63 @@ for s in $stages; do
     tail -n +2 <<< "$counts" | head -20
     [ "$rc" = 0 ] && [ "$f" = 0 ] || bad+=("$s")
     passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + k))
-    echo "-- $s: $p passed, $f failed, $k skipped in $(( $(date +%s) - t0 ))s"
+    echo "-- $s: $p passed, $f failed, $k skipped in ${secs}s"
+}
+
+fresh_results() {
+    export RESULTS_DIR="$logs/results/$1"
+    rm -rf "$RESULTS_DIR"; mkdir -p "$RESULTS_DIR"
+}
+
+# Stages that run beside another, as BESIDE:PARTNER: on two cores each
+# partner leaves one mostly idle for a long stretch (bios-tables-test is
+# the qtests' last minute alone; the sanitized spm-memory-test runs alone
+# after the fuzz slice), which Sphinx and the Debian 13 set-up fill. The
+# stage beside starts with its partner, its output goes to its log and is
+# shown, with its line, after the partner's. CHECK_BESIDE= runs each stage
+# alone.
+beside=${CHECK_BESIDE-docs:qtests setup:sanitize}
+partner_of() { # STAGE: the selected stage it runs beside, if any
+    local pair
+    for pair in $beside; do
+        if [ "${pair%%:*}" = "$1" ] && [[ " $stages " == *" ${pair#*:} "* ]]; then
+            echo "${pair#*:}"; return
+        fi
+    done
+}
+companion_of() { # STAGE: the selected stage that runs beside it, if any
+    local pair
+    for pair in $beside; do
+        if [ "${pair#*:}" = "$1" ] && [[ " $stages " == *" ${pair%%:*} "* ]]; then
+            echo "${pair%%:*}"; return
+        fi
+    done
+}
+
+t_all=$(date +%s)
+for s in $stages; do
+    [ -z "$(partner_of "$s")" ] || continue      # runs with its partner
+    c=$(companion_of "$s")
+    if [ -n "$c" ]; then
+        fresh_results "$c"
+        ( t0=$(date +%s); rc=0
+          stage "$c" > "$logs/check-$c.log" 2>&1 < /dev/null || rc=$?
+          echo "$rc $(( $(date +%s) - t0 ))" > "$logs/check-$c.status" ) &
+        c_pid=$!
+    fi
+    echo "== $s${c:+ (with $c beside it)}"
+    t0=$(date +%s)
+    fresh_results "$s"
+    stage "$s" 2>&1 | tee "$logs/check-$s.log"
+    rc=${PIPESTATUS[0]}
+    account "$s" "$rc" $(( $(date +%s) - t0 ))
+    if [ -n "$c" ]; then
+        wait "$c_pid"
+        echo "== $c (beside $s)"
+        cat "$logs/check-$c.log"
+        read -r c_rc c_secs < "$logs/check-$c.status" 2>/dev/null || c_rc=1 c_secs=0
+        account "$c" "${c_rc:-1}" "${c_secs:-0}"
+    fi
 done
 echo "check: $passed passed, $failed failed, $skipped skipped in $(( $(date +%s) - t_all ))s${bad[*]:+ (failed: ${bad[*]})}"
 [ ${#bad[@]} = 0 ]
