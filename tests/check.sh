@@ -151,6 +151,7 @@ for s in $stages; do
     c=$(companion_of "$s")
     if [ -n "$c" ]; then
         fresh_results "$c"
+        rm -f "$logs/check-$c.status"
         ( t0=$(date +%s); rc=0
           stage "$c" > "$logs/check-$c.log" 2>&1 < /dev/null || rc=$?
           echo "$rc $(( $(date +%s) - t0 ))" > "$logs/check-$c.status" ) &
