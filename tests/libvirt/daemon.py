@@ -22,15 +22,19 @@ import time
 
 from spmtest import report as guest_report
 
-# QEMU as root, no confinement: the container has no usable cgroup
-# controllers, no SELinux/AppArmor, and needs no per-VM mount namespace.
-# (Debian's libvirtd of the passthrough test: that domain is tainted anyway.)
-QEMU_CONF = """\
-# QEMU as root, no confinement: the container has no usable cgroup
-# controllers, no SELinux/AppArmor, and needs no per-VM mount namespace.
-user = "root"
-group = "root"
-dynamic_ownership = 0
+def qemu_conf(user, group):
+    """qemu.conf for QEMU as USER:GROUP, without confinement: the container
+    has no usable cgroup controllers, no SELinux/AppArmor, and needs no
+    per-VM mount namespace. For a user other than root, libvirt's DAC driver
+    (always on for a privileged daemon) gives QEMU the files the domain
+    names (kernel, initramfs, console log, NVRAM) for the domain's lifetime
+    and gives them back to root after."""
+    unprivileged = int(user != "root")
+    return f"""\
+# QEMU as {user}:{group}, no security driver, cgroups or namespaces
+user = "{user}"
+group = "{group}"
+dynamic_ownership = {unprivileged}
 remember_owner = 0
 security_driver = "none"
 cgroup_controllers = [ ]
@@ -40,27 +44,16 @@ seccomp_sandbox = 0
 stdio_handler = "file"
 """
 
-# QEMU as an unprivileged user, as a libvirt host runs it (Debian's
-# libvirt-qemu): Debian's own "nobody"/"nogroup" (base-passwd), which every
-# Debian system has, so the test creates no user. libvirt's DAC driver
-# (always on for a privileged daemon) gives it the files the domain names
-# (kernel, initramfs, console log) for the domain's lifetime and gives them
-# back to root after. Still no MAC driver, cgroups or namespaces (the
-# container has none usable).
+
+# Debian's libvirtd of the passthrough test: QEMU as root (that domain is
+# tainted anyway).
+QEMU_CONF = qemu_conf("root", "root")
+
+# The patched virtqemud: QEMU unprivileged, as a libvirt host runs it
+# (Debian's libvirt-qemu), as Debian's own "nobody"/"nogroup"
+# (base-passwd), which every Debian system has: the test creates no user.
 QEMU_USER, QEMU_GROUP = "nobody", "nogroup"
-QEMU_CONF_UNPRIVILEGED = f"""\
-# QEMU as {QEMU_USER}:{QEMU_GROUP}; libvirt's DAC driver labels the domain's files
-user = "{QEMU_USER}"
-group = "{QEMU_GROUP}"
-dynamic_ownership = 1
-remember_owner = 0
-security_driver = "none"
-cgroup_controllers = [ ]
-namespaces = [ ]
-seccomp_sandbox = 0
-# QEMU's stderr straight into the domain's log file (no virtlogd)
-stdio_handler = "file"
-"""
+QEMU_CONF_UNPRIVILEGED = qemu_conf(QEMU_USER, QEMU_GROUP)
 
 
 def daemon_conf(log_file):
