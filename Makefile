@@ -40,6 +40,12 @@ QTESTS   := spm-memory-test bios-tables-test numa-test device-introspect-test \
             qom-test test-hmp
 GUEST_KERNELS ?= 6.1 6.12 7.x
 
+# demo and check make what they need PREP_JOBS recipes at a time: downloads,
+# configure runs and initramfs images, mostly one core or the network each,
+# then run beside the compiles (every set-up script is safe beside the
+# others: downloads take turns on a lock, files appear by rename).
+PREP_JOBS ?= 2
+
 # Files made here, so that "make -n" tells what would be made:
 SOURCE_ENV  := $(BUILD)/qemu-source.env
 SEABIOS_ENV := $(BUILD)/seabios-source.env
@@ -51,7 +57,7 @@ HOSTVM      := $(GB)/hostvm-initramfs.cpio.gz
 LVSOURCE_ENV := $(BUILD)/libvirt-source.env
 LVTREE      := $(BUILD)/libvirt/.git/spm-series
 
-.PHONY: all demo demo-host hostvm docs check check-qtests check-guest fuzz sanitize series \
+.PHONY: all demo demo-host hostvm docs check check-prep check-qtests check-guest fuzz sanitize series \
         series-build bench bench-report deps source guest-deps tree qemu \
         qtests export clean distclean FORCE
 
@@ -146,9 +152,11 @@ libvirt-build: $(LVTREE)
 # --- tests -------------------------------------------------------------------
 
 # every stage, one summary (tests/check.sh; CHECK_STAGES selects stages)
-check: qtests guest-deps hostvm $(ASAN)/build.ninja $(DOCS)/build.ninja libvirt-build \
-       $(UPSTREAM_QEMU)
+check:
+	@$(MAKE) --no-print-directory -j$(PREP_JOBS) check-prep
 	@tests/check.sh $(QTESTS)
+check-prep: qtests guest-deps hostvm $(ASAN)/build.ninja $(DOCS)/build.ninja \
+            libvirt-build $(UPSTREAM_QEMU)
 
 check-qtests: qtests
 	@tests/run-qtests.sh $(QTESTS)
@@ -192,7 +200,8 @@ bench: qemu guest-deps
 bench-report:
 	@$(PYTHON) -m bench.report $(BENCH_OUT)/bench.json
 
-demo: qemu guest-deps
+demo:
+	@$(MAKE) --no-print-directory -j$(PREP_JOBS) qemu guest-deps
 	@$(PYTHON) -m demo.guest
 
 demo-host: qemu guest-deps hostvm

@@ -26,11 +26,16 @@ if [ -z "$ver" ]; then
     exit 1
 fi
 dir="$BUILD/deb/${pkg}_${ver//:/%3a}"
-if [ ! -f "$dir/.done" ] || [ "$(cat "$dir/.done")" != "$ver" ]; then
+done_() { [ -f "$dir/.done" ] && [ "$(cat "$dir/.done")" = "$ver" ]; }
+if ! done_; then
     mkdir -p "$BUILD/dl"
-    # one download at a time into $BUILD/dl (make -j)
+    # one download and extraction at a time into $BUILD (make -j); a run
+    # that waited finds the work done (and must not extract again under a
+    # user of the directory)
     exec 9> "$BUILD/dl/.lock"
     flock 9
+fi
+if ! done_; then
     # apt-get download skips a file that is already there with the right hash
     if ! (cd "$BUILD/dl" && apt_logged apt_private apt-get download "$pkg=$ver"); then
         echo "fetch-deb: could not download $pkg=$ver" >&2
