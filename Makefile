@@ -16,6 +16,8 @@
 #                 extracted with its libraries (build/qemu-upstream)
 # Tests, each also a stage of make check:
 #   check-qtests check-guest fuzz sanitize series docs
+# Also for the tests: breakages (the device broken on purpose in each way of
+# tests/breakages/list; each must fail make check's stages).
 # Also: series-build (every patch built and tested), demo-host (a dax device of a host through QEMU into a VM's tables),
 # bench bench-report (the benchmark), export (the working trees'
 # commits back to patches/qemu and patches/libvirt), clean, distclean.
@@ -57,7 +59,7 @@ HOSTVM      := $(GB)/hostvm-initramfs.cpio.gz
 LVSOURCE_ENV := $(BUILD)/libvirt-source.env
 LVTREE      := $(BUILD)/libvirt/.git/spm-series
 
-.PHONY: all demo demo-host hostvm docs check check-prep check-qtests check-guest fuzz sanitize series \
+.PHONY: all demo demo-host hostvm docs check check-prep breakages check-qtests check-guest fuzz sanitize series \
         series-build bench bench-report deps source guest-deps tree qemu \
         qtests export clean distclean FORCE
 
@@ -174,6 +176,11 @@ fuzz: qemu
 # ASan + UBSan build; spm-memory-test and a fuzz slice on it
 sanitize: $(TREE) $(ASAN)/build.ninja $(SEABIOS_BIN)
 	@tests/sanitize.sh
+
+# the device broken on purpose, each way of tests/breakages/list in turn:
+# every one must fail the qtests or fuzz stage (BREAK_STAGES)
+breakages: qtests
+	@tests/breakages/run.sh
 
 # QEMU's manual with the series' page, by Sphinx, warnings as errors
 docs: $(TREE) $(DOCS)/build.ninja

@@ -65,8 +65,14 @@ def fw_cfg_read(qtest, key, length):
         return b""
     fw_cfg_dma_setup(qtest, key, length)
     fw_cfg_dma_go(qtest)
-    if read_memory(qtest, _DESC, 4)[3] & 0x01:         # control: ERROR bit
-        raise RuntimeError("fw_cfg DMA error")
+    # fw_cfg.rst: the device clears the control field when the transfer
+    # is done, or leaves the ERROR bit (0x01) set; QEMU transfers before
+    # the port write returns
+    control = struct.unpack(">I", read_memory(qtest, _DESC, 4))[0]
+    if control & 0x01:
+        raise RuntimeError(f"fw_cfg DMA of key {key:#x}: error")
+    if control:
+        raise RuntimeError(f"fw_cfg DMA of key {key:#x}: not done (control {control:#x})")
     return read_memory(qtest, _BUF, length)
 
 

@@ -297,19 +297,21 @@ class HostVM:
         qtest.settimeout(self.timeout)
         try:
             self.request("start " + " ".join(args))
-            # qtest answers in QEMU's main loop, i.e. once the machine is
-            # complete; a QEMU that exits first leaves L1's "EXIT" line.
-            first = qtest.cmd("endianness")
-            if first.startswith("EXIT"):
-                run.refused = True
-            else:
-                try:
+            try:
+                # qtest answers in QEMU's main loop, i.e. once the machine
+                # is complete; a QEMU that exits first leaves L1's "EXIT"
+                # line.
+                first = qtest.cmd("endianness")
+                if first.startswith("EXIT"):
+                    run.refused = True
+                else:
                     if not first.startswith("OK"):
                         raise RuntimeError(f"qtest: endianness: {first.strip()}")
                     self._inspect(run, qtest, qmp_sock, writes, dax, addr)
-                except Exception as e:      # noqa: BLE001 (reported in the Run)
-                    run.error = f"{type(e).__name__}: {e}"
-                    self.request("kill")
+            except Exception as e:      # noqa: BLE001 (reported in the Run)
+                # (a time-out included: no QEMU outlives its variant)
+                run.error = f"{type(e).__name__}: {e}"
+                self.request("kill")
             done = self.request("wait")
             run.status = int(fields(done.one("exit"))["status"])
             run.stderr = done.all("stderr")

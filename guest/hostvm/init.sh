@@ -204,7 +204,15 @@ else
         start) start_qemu $args || rc=1 ;;
         dax) if h=$(daxhex $DAX $args); then echo "dax: $h"; else rc=1; fi ;;
         proc) proc_report $args || rc=1 ;;
-        kill) [ -e $VM/rc ] || kill -9 "$(cat $VM/pid)" || rc=1 ;;
+        kill)
+            # (kill succeeds until QEMU's parent has reaped it; once it
+            # fails, QEMU has ended and its status comes in a moment)
+            if [ ! -e $VM/rc ] && ! kill -9 "$(cat $VM/pid)" 2> /dev/null; then
+                i=0
+                until [ -e $VM/rc ] || [ $i -ge 200 ]; do usleep 10000; i=$((i + 1)); done
+                [ -e $VM/rc ] || { echo "error: QEMU neither runs nor ended"; rc=1; }
+            fi
+            ;;
         wait) wait_qemu || rc=1 ;;
         idle) host_connected hostvm.qtest 0 && host_connected hostvm.qmp 0 || rc=1 ;;
         poweroff) echo "=== END rc=0 ===" >&3; break ;;

@@ -63,6 +63,14 @@ R=$top/root
 archives=$cache/archives
 logs=$BUILD/logs/$name
 mkdir -p "$top" "$cache" "$archives" "$logs"
+# One run at a time per cache (make check in two clones of one user): the
+# base is made and the archives are used under this lock, which the test's
+# processes hold until they end.
+exec 8> "$cache/.lock"
+if ! flock -n 8; then
+    echo "$name: another run uses $cache; waiting for it"
+    flock 8
+fi
 rm -f "$logs"/*.log "$logs"/*.out
 passed=0 failed=0
 t_start=$(date +%s)
