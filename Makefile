@@ -11,11 +11,15 @@
 #   qtests        qemu plus the qtests that check runs
 #   guest-deps    what guests boot: kernels, initramfs, OVMF, stock SeaBIOS
 #   hostvm        the initramfs of a guest that plays the host (with our QEMU)
-#   libvirt-tree libvirt-build   libvirt 11.3.0 + patches/libvirt (build/libvirt)
+#   libvirt-tree libvirt-build   libvirt 11.3.x + patches/libvirt (build/libvirt)
 #   upstream-qemu upstream QEMU >= 11.1 with its sp-mem: Debian's build,
 #                 extracted with its libraries (build/qemu-upstream)
-# Tests, each also a stage of make check:
-#   check-qtests check-guest fuzz sanitize series docs
+# Tests, each one or two stages of make check (tests/check.sh; its
+# CHECK_STAGES names in brackets), each target with only what it needs:
+#   check-qtests [qtests]  check-guest [guest]  check-hostvm [hostvm]
+#   fuzz [fuzz: 200 cases; make fuzz: 1000]  sanitize [sanitize]
+#   check-libvirt [libvirt-series libvirt]  check-setup [setup]
+#   series [series]  docs [docs]
 # Also for the tests: breakages (the device broken on purpose in each way of
 # tests/breakages/list; each must fail make check's stages).
 # Also: series-build (every patch built and tested), demo-host (a dax device of a host through QEMU into a VM's tables),
@@ -59,7 +63,7 @@ HOSTVM      := $(GB)/hostvm-initramfs.cpio.gz
 LVSOURCE_ENV := $(BUILD)/libvirt-source.env
 LVTREE      := $(BUILD)/libvirt/.git/spm-series
 
-.PHONY: all demo demo-host hostvm docs check check-prep breakages check-qtests check-guest fuzz sanitize series \
+.PHONY: all demo demo-host hostvm docs check check-prep breakages check-qtests check-hostvm check-libvirt check-setup check-guest fuzz sanitize series \
         series-build bench bench-report deps source guest-deps tree qemu \
         qtests export clean distclean FORCE
 
@@ -167,6 +171,15 @@ check-qtests: qtests
 check-guest: qemu guest-deps $(UPSTREAM_QEMU)
 	@$(PYTHON) -m pytest -q -p no:cacheprovider -n $(or $(GUEST_JOBS),2) tests/guest \
 	    $(if $(GUEST_TESTS),-k "$(GUEST_TESTS)")
+
+# the guest that plays the host; libvirt's unit tests and real daemons; the
+# set-up on Debian 13 in a debootstrap'd root
+check-hostvm: qemu guest-deps hostvm
+	@CHECK_STAGES=hostvm tests/check.sh
+check-libvirt: qemu guest-deps libvirt-build $(UPSTREAM_QEMU)
+	@CHECK_STAGES="libvirt-series libvirt" tests/check.sh
+check-setup: deps
+	@CHECK_STAGES=setup tests/check.sh
 
 # randomized configurations: FUZZ_COUNT (1000), FUZZ_SEED
 fuzz: qemu

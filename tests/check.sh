@@ -53,6 +53,7 @@ stage() {
         hostvm)   pytest tests/hostvm ;;
         fuzz)     /usr/bin/python3 -m tests.fuzz.spm_fuzz \
                        --count "${FUZZ_COUNT:-200}" --time-limit 600 \
+                       ${FUZZ_SEED:+--seed "$FUZZ_SEED"} \
                        --tap "$RESULTS_DIR/fuzz.tap" ;;
         sanitize) "$here/sanitize.sh" ;;
         series)   "$here/../setup/series.sh" ;;
