@@ -31,9 +31,8 @@ src=$BUILD/libvirt out=$BUILD/libvirt-build
 [ -f "$src/meson.build" ] ||
     { echo "build-libvirt: no libvirt working tree in $src: run make libvirt-tree" >&2; exit 1; }
 
-export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$(dirname "$BUILD")}
-export CCACHE_NOHASHDIR=true
-export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
+. "$here/lib.sh"
+ccache_env
 
 # The configuration. auto_features=disabled turns every optional feature
 # and driver off; then only what the QEMU driver, its daemon and its tests

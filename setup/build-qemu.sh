@@ -19,9 +19,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: $0 BUILD-DIR [NINJA-TARGET...]}; shift
 [ -f "$out/build.ninja" ] || { echo "build-qemu: $out is not configured (setup/configure-qemu.sh)" >&2; exit 1; }
 
-export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$(dirname "$BUILD")}
-export CCACHE_NOHASHDIR=true
-export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
+. "$here/lib.sh"
+ccache_env
 
 ninja -C "$out" qemu-system-x86_64 "$@"
 

@@ -155,8 +155,12 @@ companion_of() { # STAGE: the selected stage that runs beside it, if any
 asan_pid=
 if [[ " $stages " == *" sanitize "* ]] && [ -f "$BUILD/qemu-build-asan/build.ninja" ]; then
     rm -f "$logs/sanitize-build.status"
+    # (its own session, so that it can be stopped whole, and so its own
+    # scheduler autogroup where the kernel has them: that group's nice
+    # value, not the processes', ranks it against the stages)
     STATUS=$logs/sanitize-build.status setsid bash -c \
-        'nice -n 19 "$@"; rc=$?; echo "$rc $(date +%s)" > "$STATUS"; exit $rc' \
+        'echo 19 2> /dev/null > /proc/self/autogroup
+         nice -n 19 "$@"; rc=$?; echo "$rc $(date +%s)" > "$STATUS"; exit $rc' \
         build "$root/setup/build-qemu.sh" "$BUILD/qemu-build-asan" \
         tests/qtest/spm-memory-test > "$logs/sanitize-build.log" 2>&1 < /dev/null &
     asan_pid=$!
