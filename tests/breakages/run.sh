@@ -54,6 +54,7 @@ for l in "${lines[@]}"; do
     caught=$(sed -n 's/^-- \([a-z-]*\): [0-9]* passed, \([1-9][0-9]*\) failed.*/\1 (\2 failed)/p' "$log" | paste -sd, -)
     if [ -n "$caught" ]; then
         echo "breakages: $name: caught by ${caught//,/, }"
+        grep -m1 '^FAIL ' "$log" | cut -c1-240 | sed 's/^/    first: /'
     else
         echo "breakages: $name: NOT CAUGHT by $stages"
         missed+=("$name")
