@@ -48,8 +48,10 @@ GUEST_KERNELS ?= 6.1 6.12 7.x
 
 # demo and check make what they need PREP_JOBS recipes at a time: downloads,
 # configure runs and initramfs images, mostly one core or the network each,
-# then run beside the compiles (every set-up script is safe beside the
-# others: downloads take turns on a lock, files appear by rename).
+# then run beside the compiles. The set-up scripts are safe beside each
+# other: downloads into build/dl take turns on its lock (upstream QEMU's
+# has a folder of its own), images and env files that several recipes
+# read are written by rename, and each build directory has one builder.
 PREP_JOBS ?= 2
 
 # Files made here, so that "make -n" tells what would be made:

@@ -22,6 +22,11 @@ out=${1:?usage: $0 BUILD-DIR [NINJA-TARGET...]}; shift
 . "$here/lib.sh"
 ccache_env
 
+# One build at a time in a build directory (ninja takes no lock of its
+# own): make check's background sanitizer build and a sanitize stage that
+# starts its own, or one left running by an interrupted run.
+exec 9> "$out/.spm-build.lock"
+flock 9
 ninja -C "$out" qemu-system-x86_64 "$@"
 
 # Firmware from Debian packages, where the binary looks by default.

@@ -164,7 +164,11 @@ if [[ " $stages " == *" sanitize "* ]] && [ -f "$BUILD/qemu-build-asan/build.nin
         build "$root/setup/build-qemu.sh" "$BUILD/qemu-build-asan" \
         tests/qtest/spm-memory-test > "$logs/sanitize-build.log" 2>&1 < /dev/null &
     asan_pid=$!
-    trap '[ -z "$asan_pid" ] || kill -- -"$asan_pid" 2>/dev/null' EXIT
+    # (stopped with the script unless it has ended; a build left running
+    # by a run killed outright holds setup/build-qemu.sh's lock, which the
+    # next build of that directory waits for)
+    trap '[ -z "$asan_pid" ] || [ -e "$logs/sanitize-build.status" ] ||
+          kill -- -"$asan_pid" 2>/dev/null' EXIT
 fi
 
 t_all=$(date +%s)
@@ -184,7 +188,7 @@ for s in $stages; do
     if [ "$s" = sanitize ] && [ -n "$asan_pid" ]; then
         wait "$asan_pid" || echo "check: the background sanitizer build failed (see $logs/sanitize-build.log); sanitize builds again"
         asan_pid=
-        read -r _ a_end < "$logs/sanitize-build.status" 2>/dev/null
+        read -r _ a_end 2>/dev/null < "$logs/sanitize-build.status"
         echo "check: the sanitizer build (in the background) ended ${a_end:+$((a_end - t_all))s after the first stage began, }$(( $(date +%s) - t0 ))s waited for it"
     fi
     fresh_results "$s"
@@ -195,7 +199,7 @@ for s in $stages; do
         wait "$c_pid"
         echo "== $c (beside $s)"
         cat "$logs/check-$c.log"
-        read -r c_rc c_secs < "$logs/check-$c.status" 2>/dev/null || c_rc=1 c_secs=0
+        read -r c_rc c_secs 2>/dev/null < "$logs/check-$c.status" || c_rc=1 c_secs=0
         account "$c" "${c_rc:-1}" "${c_secs:-0}"
     fi
 done

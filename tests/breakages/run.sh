@@ -6,7 +6,8 @@
 # (all, or those NAMEd) is applied to the QEMU working tree (build/qemu),
 # qemu-system-x86_64 and spm-memory-test are rebuilt, the stages
 # BREAK_STAGES (default: qtests fuzz; the qtests stage runs spm-memory-test)
-# run through tests/check.sh, and the file is restored. One line per
+# run through tests/check.sh (first once on the unbroken device, which
+# must pass), and the file is restored. One line per
 # breakage says which stages failed; a breakage that none fails fails this
 # script. At the end QEMU is rebuilt from the restored tree. Logs:
 # $BUILD/logs/breakages/NAME.log.
@@ -31,9 +32,22 @@ if [ $# -gt 0 ]; then
 fi
 
 restore() {
-    git -C "$tree" checkout -q -- . && touch "$tree/${file:-.}"
+    git -C "$tree" diff --quiet || git -C "$tree" checkout -q -- .
 }
-trap 'restore; exit 130' INT TERM
+# (however the script exits, the tree is the series again; checkout writes
+# a restored file anew, so the next build rebuilds from it)
+trap restore EXIT
+trap 'exit 130' INT TERM HUP
+
+# The stages must pass first on the unbroken device: otherwise a failure
+# below would not be the breakage's.
+echo "breakages: the stages ($stages) on the unbroken device"
+if ! "$root/setup/build-qemu.sh" "$qb" tests/qtest/spm-memory-test > "$logs/baseline.log" 2>&1 ||
+   ! (cd "$root" && CHECK_STAGES=$stages CHECK_BESIDE= tests/check.sh spm-memory-test) >> "$logs/baseline.log" 2>&1; then
+    grep -E '^(-- |FAIL )' "$logs/baseline.log" | head -5
+    echo "breakages: the stages fail without a breakage (see $logs/baseline.log)"
+    exit 1
+fi
 
 missed=()
 for l in "${lines[@]}"; do
