@@ -147,7 +147,7 @@ companion_of() { # STAGE: the selected stage that runs beside it, if any
 }
 
 # The sanitizer build starts with the first stage, in the background at the
-# lowest priority, so that it takes only the CPU time the stages before
+# lowest priority, so that it takes mostly the CPU time the stages before
 # sanitize leave idle (a guest stage's last boot, hostvm's and libvirt's
 # single guest, ...); on a new machine that build is the longest one of
 # all. The sanitize stage waits for it (its own build step then finds
